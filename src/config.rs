@@ -1,0 +1,52 @@
+//! Runtime configuration, independent of how it was given (flags, environment, tests).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// PostgreSQL connection string; `None` starts the embedded cluster under `data_dir`.
+    pub database_url: Option<String>,
+    /// Where the embedded cluster and the generated secrets live.
+    pub data_dir: PathBuf,
+    /// HS256 key for access tokens; `None` generates one once and keeps it in `data_dir`.
+    pub jwt_secret: Option<String>,
+    /// A tunnel's hostname is `{slug}.{base_domain}`.
+    pub base_domain: String,
+    /// How long a lease lasts without a heartbeat.
+    pub lease_ttl: Duration,
+    /// Whether anyone may register (the first user always may).
+    pub allow_registration: bool,
+    /// Lifetime of the access tokens that login returns.
+    pub access_token_ttl: Duration,
+    /// How often the reaper looks for expired leases.
+    pub reaper_interval: Duration,
+    /// How many leases the reaper expires in one statement.
+    pub reaper_batch: i64,
+}
+
+impl Config {
+    /// Settings with the documented defaults, as `warren serve` has them with nothing set.
+    pub fn with_defaults() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url: None,
+            data_dir: PathBuf::from("./warren-data"),
+            jwt_secret: None,
+            base_domain: "localhost".to_owned(),
+            lease_ttl: Duration::from_secs(60),
+            allow_registration: false,
+            access_token_ttl: Duration::from_secs(15 * 60),
+            reaper_interval: Duration::from_millis(500),
+            reaper_batch: 1000,
+        }
+    }
+
+    /// The interval agents are told to heartbeat at: TTL / 3, rounded down, at least 1 s.
+    pub fn heartbeat_interval_secs(&self) -> u64 {
+        (self.lease_ttl.as_secs() / 3).max(1)
+    }
+}

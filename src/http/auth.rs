@@ -1,0 +1,149 @@
+//! `POST /v1/auth/register` and `POST /v1/auth/login`.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::error::AppError;
+use super::extract::ApiJson;
+use crate::auth::{password, users, Scopes};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/auth/register", post(register))
+        .route("/v1/auth/login", post(login))
+}
+
+const MIN_PASSWORD: usize = 12;
+const MAX_PASSWORD: usize = 1024;
+
+#[derive(Deserialize)]
+pub struct Credentials {
+    email: String,
+    password: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Registered {
+    id: Uuid,
+    email: String,
+    account_id: String,
+}
+
+/// Plain syntax: `local@domain.tld`, no spaces, at most 254 characters.
+fn validate_email(email: &str) -> Result<(), AppError> {
+    let valid = email.len() <= 254
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && local.len() <= 64
+                && !domain.contains('@')
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !domain.contains("..")
+        });
+    if valid {
+        Ok(())
+    } else {
+        Err(AppError::invalid("email", "email must be an address such as `name@example.com`"))
+    }
+}
+
+fn validate_password(password: &str) -> Result<(), AppError> {
+    let len = password.chars().count();
+    if len < MIN_PASSWORD {
+        return Err(AppError::invalid(
+            "password",
+            format!("password must be at least {MIN_PASSWORD} characters long"),
+        ));
+    }
+    if len > MAX_PASSWORD {
+        return Err(AppError::invalid(
+            "password",
+            format!("password must be at most {MAX_PASSWORD} characters long"),
+        ));
+    }
+    Ok(())
+}
+
+#[tracing::instrument(skip_all, err)]
+async fn register(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<Credentials>,
+) -> Result<(StatusCode, Json<Registered>), AppError> {
+    let email = body.email.trim().to_owned();
+    validate_email(&email)?;
+    validate_password(&body.password)?;
+    let hash = password::hash(body.password).await?;
+
+    let mut tx = state.db.begin().await?;
+    users::lock_registrations(&mut tx).await?;
+    if !state.config.allow_registration && users::any_user_exists(&mut tx).await? {
+        return Err(AppError::Forbidden(
+            "registration is closed on this server (WARREN_ALLOW_REGISTRATION=false)".into(),
+        ));
+    }
+    let user = users::create_with_account(&mut tx, &email, &hash).await?;
+    tx.commit().await?;
+    tracing::info!(user_id = %user.id, "user registered");
+    Ok((
+        StatusCode::CREATED,
+        Json(Registered {
+            id: user.id,
+            email: user.email,
+            account_id: user.account_id.simple().to_string(),
+        }),
+    ))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoggedIn {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: u64,
+}
+
+#[tracing::instrument(skip_all, err)]
+async fn login(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<Credentials>,
+) -> Result<Json<LoggedIn>, AppError> {
+    let user = {
+        let mut conn = state.db.acquire().await?;
+        users::credentials_by_email(&mut conn, body.email.trim()).await?
+    };
+    let stored = user.as_ref().map(|u| u.password_hash.clone());
+    let ok = password::verify(body.password, stored).await?;
+    let user = match (ok, user) {
+        (true, Some(user)) => user,
+        _ => return Err(AppError::Unauthorized("the email or password is incorrect".into())),
+    };
+    let access_token = state.keys.issue(user.id, user.account_id, Scopes::all())?;
+    Ok(Json(LoggedIn {
+        access_token,
+        token_type: "Bearer",
+        expires_in: state.keys.ttl().as_secs(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn email_syntax_is_checked() {
+        for ok in ["a@b.co", "first.last+tag@example.com"] {
+            assert!(validate_email(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "a", "a@b", "@b.co", "a@@b.co", "a b@c.co", "a@.co", "a@b.co."] {
+            assert!(validate_email(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! Extractors whose rejections are problem+json that names what was wrong.
+
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::{header, StatusCode};
+use serde::de::DeserializeOwned;
+
+use super::error::AppError;
+
+/// `axum::Json` with problem+json rejections.
+#[derive(Debug, Clone, Copy, Default, FromRequest)]
+#[from_request(via(axum::Json), rejection(AppError))]
+pub struct ApiJson<T>(pub T);
+
+/// `axum::extract::Query` with problem+json rejections.
+#[derive(Debug, Clone, Copy, Default, FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(AppError))]
+pub struct ApiQuery<T>(pub T);
+
+/// `axum::extract::Path` with problem+json rejections.
+#[derive(Debug, Clone, Copy, Default, FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(AppError))]
+pub struct ApiPath<T>(pub T);
+
+/// A JSON body that may be absent: an empty body (with or without a content type) is `None`,
+/// anything else must be JSON of the right shape. Agents heartbeat with no body at all.
+#[derive(Debug)]
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<T, S> FromRequest<S> for OptionalJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let has_json_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(is_json_content_type);
+        let body = Bytes::from_request(req, state).await?;
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self(None));
+        }
+        if has_json_type == Some(false) {
+            return Err(unsupported_media_type());
+        }
+        match axum::Json::<T>::from_bytes(&body) {
+            Ok(axum::Json(value)) => Ok(Self(Some(value))),
+            Err(rejection) => Err(rejection.into()),
+        }
+    }
+}
+
+fn is_json_content_type(value: &str) -> bool {
+    let essence = value.split(';').next().unwrap_or("").trim();
+    essence.eq_ignore_ascii_case("application/json")
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+fn unsupported_media_type() -> AppError {
+    AppError::Rejected {
+        status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        code: "unsupported_media_type",
+        detail: "the body must be JSON, sent with `Content-Type: application/json`".into(),
+    }
+}
+
+/// axum prefixes serde's message with a sentence of its own; the rest names the field.
+fn serde_detail(text: &str) -> String {
+    let text = text
+        .strip_prefix("Failed to deserialize the JSON body into the target type: ")
+        .or_else(|| text.strip_prefix("Failed to parse the request body as JSON: "))
+        .or_else(|| text.strip_prefix("Failed to deserialize query string: "))
+        .or_else(|| text.strip_prefix("Failed to deserialize query string. Error: "))
+        .unwrap_or(text);
+    text.to_owned()
+}
+
+impl From<JsonRejection> for AppError {
+    fn from(rejection: JsonRejection) -> Self {
+        match rejection {
+            JsonRejection::JsonDataError(err) => AppError::Rejected {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                code: "validation_failed",
+                detail: serde_detail(&err.body_text()),
+            },
+            JsonRejection::JsonSyntaxError(err) => AppError::Rejected {
+                status: StatusCode::BAD_REQUEST,
+                code: "malformed_json",
+                detail: serde_detail(&err.body_text()),
+            },
+            JsonRejection::MissingJsonContentType(_) => unsupported_media_type(),
+            JsonRejection::BytesRejection(err) => bytes_rejection(err.status(), err.body_text()),
+            other => bytes_rejection(other.status(), other.body_text()),
+        }
+    }
+}
+
+impl From<BytesRejection> for AppError {
+    fn from(rejection: BytesRejection) -> Self {
+        bytes_rejection(rejection.status(), rejection.body_text())
+    }
+}
+
+fn bytes_rejection(status: StatusCode, text: String) -> AppError {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        AppError::Rejected {
+            status,
+            code: "payload_too_large",
+            detail: "the request body is larger than the limit of 1 MiB".into(),
+        }
+    } else {
+        AppError::Rejected {
+            status: if status.is_client_error() {
+                status
+            } else {
+                StatusCode::BAD_REQUEST
+            },
+            code: "bad_request",
+            detail: text,
+        }
+    }
+}
+
+impl From<QueryRejection> for AppError {
+    fn from(rejection: QueryRejection) -> Self {
+        AppError::Rejected {
+            status: StatusCode::BAD_REQUEST,
+            code: "validation_failed",
+            detail: serde_detail(&rejection.body_text()),
+        }
+    }
+}
+
+impl From<PathRejection> for AppError {
+    fn from(rejection: PathRejection) -> Self {
+        match rejection {
+            PathRejection::FailedToDeserializePathParams(err) => {
+                let detail = match err.kind() {
+                    axum::extract::path::ErrorKind::ParseErrorAtKey { key, .. } => {
+                        format!("path parameter `{key}` is not a valid identifier")
+                    }
+                    _ => err.body_text(),
+                };
+                AppError::Rejected {
+                    status: StatusCode::BAD_REQUEST,
+                    code: "validation_failed",
+                    detail,
+                }
+            }
+            other => AppError::internal(anyhow::anyhow!("path extraction failed: {other}")),
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! The HTTP layer: one module per resource, each with its `router()`, and the shared error
+//! and extractor types.
+
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod tokens;
+pub mod tunnels;
+
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{header, HeaderName, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::{middleware, Router};
+use serde_json::Map;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::state::AppState;
+use error::{problem, AppError};
+
+/// Request bodies larger than this are refused with 413.
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// Every route of the service, with the layers every request goes through.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(health::router())
+        .merge(auth::router())
+        .merge(tokens::router())
+        .merge(tunnels::router())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetSensitiveRequestHeadersLayer::new([
+                    header::AUTHORIZATION,
+                    header::COOKIE,
+                    HeaderName::from_static("x-auth-key"),
+                ]))
+                .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                    let route = req
+                        .extensions()
+                        .get::<MatchedPath>()
+                        .map(MatchedPath::as_str)
+                        .unwrap_or("unmatched");
+                    tracing::info_span!("http", method = %req.method(), route)
+                }))
+                .layer(CatchPanicLayer::custom(panic_response))
+                .layer(middleware::map_response(ensure_problem))
+                .layer(TimeoutLayer::with_status_code(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Duration::from_secs(30),
+                )),
+        )
+        .with_state(state)
+}
+
+async fn not_found(method: Method, uri: Uri) -> AppError {
+    AppError::Rejected {
+        status: StatusCode::NOT_FOUND,
+        code: "not_found",
+        detail: format!("no route for {method} {}", uri.path()),
+    }
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> AppError {
+    AppError::Rejected {
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        code: "method_not_allowed",
+        detail: format!("{} does not accept {method}", uri.path()),
+    }
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked");
+    AppError::internal(anyhow::anyhow!("handler panicked")).into_response()
+}
+
+/// Error answers that some layer produced without a body (a timeout, for one) become
+/// problem+json like every other error.
+async fn ensure_problem(response: Response) -> Response {
+    let status = response.status();
+    let has_type = response.headers().contains_key(header::CONTENT_TYPE);
+    if !(status.is_client_error() || status.is_server_error()) || has_type {
+        return response;
+    }
+    let code = match status {
+        StatusCode::SERVICE_UNAVAILABLE => "service_unavailable",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        s if s.is_server_error() => "internal_error",
+        _ => "bad_request",
+    };
+    let detail = status.canonical_reason().unwrap_or("error").to_lowercase();
+    let mut fresh = problem(status, code, &detail, Map::new());
+    for (name, value) in response.headers() {
+        if name != header::CONTENT_LENGTH && name != header::CONTENT_TYPE {
+            fresh.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    fresh
+}

@@ -1,0 +1,141 @@
+//! `POST /v1/tokens`, `GET /v1/tokens`, `DELETE /v1/tokens/{id}`.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{delete, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::error::AppError;
+use super::extract::{ApiJson, ApiPath};
+use crate::auth::tokens::{self, NewToken, TokenRecord};
+use crate::auth::{Principal, Scope, Scopes};
+use crate::state::AppState;
+use crate::time::Timestamp;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/tokens", post(create).get(list))
+        .route("/v1/tokens/{id}", delete(revoke))
+}
+
+/// Ten years: long enough for any agent, short enough to stay a real expiry.
+const MAX_EXPIRES_IN: i64 = 10 * 366 * 24 * 3600;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateToken {
+    name: String,
+    scopes: Vec<String>,
+    expires_in_secs: Option<i64>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenView {
+    id: Uuid,
+    name: String,
+    scopes: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token: Option<String>,
+    created_at: Timestamp,
+    expires_at: Option<Timestamp>,
+}
+
+impl TokenView {
+    fn new(record: TokenRecord, token: Option<String>) -> Self {
+        Self {
+            id: record.id,
+            name: record.name,
+            scopes: record.scopes,
+            token,
+            created_at: Timestamp(record.created_at),
+            expires_at: record.expires_at.map(Timestamp),
+        }
+    }
+}
+
+fn validate(body: &CreateToken, caller: &Principal) -> Result<Scopes, AppError> {
+    let name = body.name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(AppError::invalid("name", "name must be 1-100 characters"));
+    }
+    if body.scopes.is_empty() {
+        return Err(AppError::invalid("scopes", "scopes must list at least one scope"));
+    }
+    let mut scopes = Vec::with_capacity(body.scopes.len());
+    for (i, name) in body.scopes.iter().enumerate() {
+        let scope = Scope::parse(name).ok_or_else(|| {
+            let known: Vec<_> = Scope::ALL.iter().map(|s| s.as_str()).collect();
+            AppError::invalid(
+                format!("scopes[{i}]"),
+                format!("unknown scope `{name}`; known scopes: {}", known.join(", ")),
+            )
+        })?;
+        scopes.push(scope);
+    }
+    let scopes: Scopes = scopes.into_iter().collect();
+    if !scopes.is_subset_of(caller.scopes) {
+        return Err(AppError::Forbidden(
+            "a token cannot grant scopes its creator does not hold".into(),
+        ));
+    }
+    if let Some(secs) = body.expires_in_secs {
+        if !(1..=MAX_EXPIRES_IN).contains(&secs) {
+            return Err(AppError::invalid(
+                "expiresInSecs",
+                format!("expiresInSecs must be between 1 and {MAX_EXPIRES_IN}"),
+            ));
+        }
+    }
+    Ok(scopes)
+}
+
+#[tracing::instrument(skip_all, err)]
+async fn create(
+    State(state): State<AppState>,
+    caller: Principal,
+    ApiJson(body): ApiJson<CreateToken>,
+) -> Result<(StatusCode, Json<TokenView>), AppError> {
+    caller.require(Scope::TokensWrite)?;
+    let scopes = validate(&body, &caller)?;
+    let (token, hash) = tokens::generate();
+    let mut conn = state.db.acquire().await?;
+    let record = tokens::insert(
+        &mut conn,
+        NewToken {
+            account_id: caller.account_id,
+            user_id: caller.user_id,
+            name: body.name.trim(),
+            scopes,
+            hash: &hash,
+            expires_in_secs: body.expires_in_secs,
+        },
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(TokenView::new(record, Some(token)))))
+}
+
+#[tracing::instrument(skip_all, err)]
+async fn list(State(state): State<AppState>, caller: Principal) -> Result<Json<Vec<TokenView>>, AppError> {
+    caller.require(Scope::TokensWrite)?;
+    let mut conn = state.db.acquire().await?;
+    let records = tokens::list(&mut conn, caller.account_id).await?;
+    Ok(Json(records.into_iter().map(|r| TokenView::new(r, None)).collect()))
+}
+
+#[tracing::instrument(skip_all, err)]
+async fn revoke(
+    State(state): State<AppState>,
+    caller: Principal,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<StatusCode, AppError> {
+    caller.require(Scope::TokensWrite)?;
+    let mut conn = state.db.acquire().await?;
+    if tokens::delete(&mut conn, caller.account_id, id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(AppError::NotFound("token"))
+    }
+}

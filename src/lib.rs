@@ -1,0 +1,21 @@
+//! Warren: a self-hosted tunnel registry.
+//!
+//! The binary (`src/main.rs`) and the integration tests start the same thing: a [`Config`]
+//! becomes an [`AppState`], [`app`] turns it into a router, and [`serve`] runs that router
+//! until a shutdown signal, with the background tasks beside it.
+
+pub mod auth;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod db;
+pub mod http;
+pub mod server;
+pub mod state;
+pub mod telemetry;
+pub mod time;
+pub mod tunnels;
+
+pub use config::Config;
+pub use server::{app, serve, Server};
+pub use state::AppState;

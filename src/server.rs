@@ -1,0 +1,141 @@
+//! Starting and stopping the service: the same code for `warren serve` and for the tests.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::jwt::JwtKeys;
+use crate::config::Config;
+use crate::state::AppState;
+use crate::tunnels::reaper;
+
+/// The router for a state.
+pub fn app(state: AppState) -> Router {
+    crate::http::router(state)
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, then lets in-flight requests finish.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+/// A running Warren: the HTTP server and its supervised background tasks.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    shutdown: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+impl Server {
+    /// Builds the state on `pool` (already migrated), binds `config.listen`, and starts
+    /// serving and the background tasks.
+    pub async fn start(config: Config, pool: PgPool) -> anyhow::Result<Self> {
+        let keys = JwtKeys::load(
+            config.jwt_secret.as_deref(),
+            &config.data_dir,
+            config.access_token_ttl,
+        )?;
+        let state = AppState {
+            db: pool,
+            config: Arc::new(config),
+            keys: Arc::new(keys),
+        };
+        let listener = TcpListener::bind(state.config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", state.config.listen))?;
+        let addr = listener.local_addr()?;
+        let shutdown = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+
+        let (db, config) = (state.db.clone(), state.config.clone());
+        tasks.spawn(supervise("reaper", shutdown.clone(), move |token| {
+            reaper::run(
+                db.clone(),
+                config.reaper_interval,
+                config.reaper_batch,
+                token,
+            )
+        }));
+
+        let stop = shutdown.clone();
+        let router = app(state.clone());
+        tasks.spawn(async move {
+            let until = stop.clone();
+            if let Err(err) = serve(listener, router, async move { until.cancelled().await }).await {
+                tracing::error!(error = %err, "HTTP server failed");
+            }
+            // Whatever ended the server ends the background tasks too.
+            stop.cancel();
+        });
+        tracing::info!(%addr, "warren is listening");
+        Ok(Self {
+            addr,
+            state,
+            shutdown,
+            tasks,
+        })
+    }
+
+    /// A token that stops the server when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Stops accepting, drains in-flight requests, stops the background tasks.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        self.wait().await;
+    }
+
+    /// Waits until the server's token is cancelled and everything has finished.
+    pub async fn stop_when_cancelled(mut self) {
+        self.wait().await;
+    }
+
+    async fn wait(&mut self) {
+        while let Some(result) = self.tasks.join_next().await {
+            if let Err(err) = result {
+                tracing::error!(error = %err, "a background task panicked");
+            }
+        }
+    }
+}
+
+/// Runs a background task until `shutdown`, restarting it (after a pause) if it panics.
+async fn supervise<F, Fut>(name: &'static str, shutdown: CancellationToken, task: F)
+where
+    F: Fn(CancellationToken) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    loop {
+        let handle = tokio::spawn(task(shutdown.child_token()));
+        match handle.await {
+            Ok(()) => return,
+            Err(err) if err.is_panic() && !shutdown.is_cancelled() => {
+                tracing::error!(task = name, "background task panicked; restarting it");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                }
+            }
+            Err(_) => return,
+        }
+    }
+}

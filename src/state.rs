@@ -1,0 +1,16 @@
+//! The one state every handler receives.
+
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use sqlx::PgPool;
+
+use crate::auth::jwt::JwtKeys;
+use crate::config::Config;
+
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    pub db: PgPool,
+    pub config: Arc<Config>,
+    pub keys: Arc<JwtKeys>,
+}

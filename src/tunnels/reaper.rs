@@ -1,0 +1,46 @@
+//! The reaper: a supervised background task that expires leases that ran out.
+//!
+//! Each tick expires due leases in bounded batches (`FOR UPDATE SKIP LOCKED`, so several
+//! replicas on one database share the work without transitioning anything twice, and no
+//! batch holds locks long enough to stall heartbeats). A failed tick is logged and retried on
+//! the next one; the task ends when `shutdown` is cancelled.
+
+use std::time::Duration;
+
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+use super::store;
+
+pub async fn run(pool: PgPool, interval: Duration, batch: i64, shutdown: CancellationToken) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = ticker.tick() => {}
+        }
+        match sweep(&pool, batch, &shutdown).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(expired = n, "reaper expired leases"),
+            Err(err) => tracing::warn!(error = %err, "reaper sweep failed; retrying next tick"),
+        }
+    }
+    tracing::debug!("reaper stopped");
+}
+
+/// Expires every due lease, one batch per statement, until a batch comes back short.
+pub async fn sweep(pool: &PgPool, batch: i64, shutdown: &CancellationToken) -> Result<usize, sqlx::Error> {
+    let mut total = 0;
+    loop {
+        let mut conn = pool.acquire().await?;
+        let expired = store::reap_batch(&mut conn, batch).await?;
+        total += expired.len();
+        for (id, status) in &expired {
+            tracing::debug!(tunnel_id = %id, status, "lease expired");
+        }
+        if (expired.len() as i64) < batch || shutdown.is_cancelled() {
+            return Ok(total);
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! Tunnel SQL. Every function takes a connection; the handler owns the transaction.
+//!
+//! The database clock is the only lease clock: leases are compared with `now()` in SQL, never
+//! with the application's time. A lease that has run out is expired by [`expire_due`] before
+//! any read or change of that tunnel, so an expired tunnel is never reported as live, even in
+//! the moment before the reaper gets to it.
+
+use std::time::Duration;
+
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::{Status, Tunnel};
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Which due leases [`expire_due`] expires; `None` fields do not filter.
+#[derive(Default, Clone, Copy)]
+pub struct Due<'a> {
+    pub account_id: Option<Uuid>,
+    pub id: Option<Uuid>,
+    pub slug: Option<&'a str>,
+}
+
+/// Expires the leases that have run out among the tunnels `due` selects: `creating`/`active`
+/// become `failed` ("lease expired"), `stopping` becomes `stopped`. `stoppedAt` is the moment
+/// the lease ran out. Waits for rows another transaction holds, then re-checks them, so a
+/// lease renewed meanwhile is left alone and no tunnel is transitioned twice.
+#[tracing::instrument(skip_all, err)]
+pub async fn expire_due(conn: &mut PgConnection, due: Due<'_>) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query!(
+        r#"UPDATE tunnels SET
+               status = CASE WHEN status = 'stopping' THEN 'stopped' ELSE 'failed' END,
+               last_error = CASE WHEN status = 'stopping' THEN last_error ELSE 'lease expired' END,
+               stopped_at = lease_expires_at,
+               last_heartbeat_at = NULL,
+               lease_expires_at = NULL
+           WHERE status IN ('creating', 'active', 'stopping')
+             AND lease_expires_at <= now()
+             AND ($1::uuid IS NULL OR account_id = $1)
+             AND ($2::uuid IS NULL OR id = $2)
+             AND ($3::text IS NULL OR slug = $3)"#,
+        due.account_id,
+        due.id,
+        due.slug,
+    )
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// One batch of the reaper: up to `limit` due leases, skipping rows other transactions hold
+/// (another replica's reaper, a heartbeat in flight), oldest expiry first.
+#[tracing::instrument(skip_all, err)]
+pub async fn reap_batch(conn: &mut PgConnection, limit: i64) -> Result<Vec<(Uuid, String)>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"WITH due AS (
+               SELECT id FROM tunnels
+               WHERE status IN ('creating', 'active', 'stopping') AND lease_expires_at <= now()
+               ORDER BY lease_expires_at
+               LIMIT $1
+               FOR UPDATE SKIP LOCKED
+           )
+           UPDATE tunnels t SET
+               status = CASE WHEN t.status = 'stopping' THEN 'stopped' ELSE 'failed' END,
+               last_error = CASE WHEN t.status = 'stopping' THEN t.last_error ELSE 'lease expired' END,
+               stopped_at = t.lease_expires_at,
+               last_heartbeat_at = NULL,
+               lease_expires_at = NULL
+           FROM due WHERE t.id = due.id
+           RETURNING t.id, t.status"#,
+        limit
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.id, r.status)).collect())
+}
+
+pub struct NewTunnel<'a> {
+    pub id: Uuid,
+    pub account_id: Uuid,
+    pub slug: &'a str,
+    pub requested_port: i32,
+    pub lease_ttl: Duration,
+}
+
+/// Inserts a `creating` tunnel with a fresh lease; `None` when a live tunnel holds the slug.
+#[tracing::instrument(skip_all, err)]
+pub async fn insert(conn: &mut PgConnection, new: NewTunnel<'_>) -> Result<Option<Tunnel>, sqlx::Error> {
+    sqlx::query_as!(
+        Tunnel,
+        r#"INSERT INTO tunnels (id, account_id, slug, status, requested_port, created_at, lease_expires_at)
+           VALUES ($1, $2, $3, 'creating', $4, date_trunc('milliseconds', now()),
+                   date_trunc('milliseconds', now()) + $5::bigint * interval '1 millisecond')
+           ON CONFLICT (slug) WHERE status IN ('creating', 'active', 'stopping') DO NOTHING
+           RETURNING id, account_id, slug, status, requested_port, created_at,
+                     last_heartbeat_at, lease_expires_at, stopped_at, last_error"#,
+        new.id,
+        new.account_id,
+        new.slug,
+        new.requested_port,
+        millis(new.lease_ttl),
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// The live tunnel holding `slug`: its id and account.
+#[tracing::instrument(skip_all, err)]
+pub async fn live_holder(conn: &mut PgConnection, slug: &str) -> Result<Option<(Uuid, Uuid)>, sqlx::Error> {
+    let row = sqlx::query!(
+        "SELECT id, account_id FROM tunnels
+         WHERE slug = $1 AND status IN ('creating', 'active', 'stopping')",
+        slug
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|r| (r.id, r.account_id)))
+}
+
+/// The account's tunnels, newest first; only live ones unless `include_inactive`.
+#[tracing::instrument(skip_all, err)]
+pub async fn list(
+    conn: &mut PgConnection,
+    account_id: Uuid,
+    include_inactive: bool,
+) -> Result<Vec<Tunnel>, sqlx::Error> {
+    sqlx::query_as!(
+        Tunnel,
+        r#"SELECT id, account_id, slug, status, requested_port, created_at,
+                  last_heartbeat_at, lease_expires_at, stopped_at, last_error
+           FROM tunnels
+           WHERE account_id = $1 AND ($2 OR status IN ('creating', 'active', 'stopping'))
+           ORDER BY created_at DESC, id DESC"#,
+        account_id,
+        include_inactive
+    )
+    .fetch_all(conn)
+    .await
+}
+
+#[tracing::instrument(skip_all, err)]
+pub async fn get(conn: &mut PgConnection, account_id: Uuid, id: Uuid) -> Result<Option<Tunnel>, sqlx::Error> {
+    sqlx::query_as!(
+        Tunnel,
+        r#"SELECT id, account_id, slug, status, requested_port, created_at,
+                  last_heartbeat_at, lease_expires_at, stopped_at, last_error
+           FROM tunnels WHERE id = $1 AND account_id = $2"#,
+        id,
+        account_id
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// Renews a live, unexpired lease to now + TTL (`creating` becomes `active`). `None` when the
+/// tunnel is not the account's, not live, or its lease has already run out.
+#[tracing::instrument(skip_all, err)]
+pub async fn heartbeat(
+    conn: &mut PgConnection,
+    account_id: Uuid,
+    id: Uuid,
+    lease_ttl: Duration,
+) -> Result<Option<Tunnel>, sqlx::Error> {
+    sqlx::query_as!(
+        Tunnel,
+        r#"UPDATE tunnels SET
+               status = CASE WHEN status = 'creating' THEN 'active' ELSE status END,
+               last_heartbeat_at = date_trunc('milliseconds', now()),
+               lease_expires_at = date_trunc('milliseconds', now()) + $3::bigint * interval '1 millisecond'
+           WHERE id = $1 AND account_id = $2
+             AND status IN ('creating', 'active', 'stopping') AND lease_expires_at > now()
+           RETURNING id, account_id, slug, status, requested_port, created_at,
+                     last_heartbeat_at, lease_expires_at, stopped_at, last_error"#,
+        id,
+        account_id,
+        millis(lease_ttl),
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// Moves the tunnel to `to` if it is in one of `from` with an unexpired lease: one
+/// conditional UPDATE, so of two racing requests only one can win. Entering `stopped` or
+/// `failed` sets `stoppedAt`, clears the lease and frees the slug.
+#[tracing::instrument(skip_all, err)]
+pub async fn transition(
+    conn: &mut PgConnection,
+    account_id: Uuid,
+    id: Uuid,
+    from: &[Status],
+    to: Status,
+    last_error: Option<&str>,
+) -> Result<Option<Tunnel>, sqlx::Error> {
+    let from: Vec<String> = from.iter().map(|s| s.as_str().to_owned()).collect();
+    let terminal = !to.is_live();
+    sqlx::query_as!(
+        Tunnel,
+        r#"UPDATE tunnels SET
+               status = $4,
+               last_error = CASE WHEN $4 = 'failed' THEN $5 ELSE last_error END,
+               stopped_at = CASE WHEN $6 THEN date_trunc('milliseconds', now()) END,
+               last_heartbeat_at = CASE WHEN $6 THEN NULL ELSE last_heartbeat_at END,
+               lease_expires_at = CASE WHEN $6 THEN NULL ELSE lease_expires_at END
+           WHERE id = $1 AND account_id = $2 AND status = ANY($3) AND lease_expires_at > now()
+           RETURNING id, account_id, slug, status, requested_port, created_at,
+                     last_heartbeat_at, lease_expires_at, stopped_at, last_error"#,
+        id,
+        account_id,
+        &from,
+        to.as_str(),
+        last_error,
+        terminal,
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// Deletes a `stopped` or `failed` tunnel; `false` when there is no such terminal tunnel.
+#[tracing::instrument(skip_all, err)]
+pub async fn delete_terminal(conn: &mut PgConnection, account_id: Uuid, id: Uuid) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query!(
+        "DELETE FROM tunnels WHERE id = $1 AND account_id = $2 AND status IN ('stopped', 'failed')",
+        id,
+        account_id
+    )
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}

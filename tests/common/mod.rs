@@ -1,0 +1,271 @@
+//! The integration-test harness: a real PostgreSQL, a fresh database per test, and a real
+//! Warren server on a loopback port, driven over HTTP.
+//!
+//! PostgreSQL comes from, in order: `DATABASE_URL` (a server the tests may create databases
+//! on); a throwaway cluster started from the PostgreSQL binaries on the machine (stopped and
+//! removed when the test process exits). Each test gets its own database, copied from a
+//! template that has the migrations applied.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use uuid::Uuid;
+use warren::db::embedded::EmbeddedPostgres;
+use warren::{Config, Server};
+
+pub const PASSWORD: &str = "correct horse battery staple";
+pub const JWT_SECRET: &str = "test-secret-that-is-at-least-32-characters-long";
+
+struct PgServer {
+    /// A URL with `{db}` where the database name goes.
+    url_pattern: String,
+    template: String,
+}
+
+static SERVER: OnceLock<PgServer> = OnceLock::new();
+static EMBEDDED: Mutex<Option<(EmbeddedPostgres, PathBuf)>> = Mutex::new(None);
+
+extern "C" fn stop_embedded() {
+    if let Ok(mut guard) = EMBEDDED.lock() {
+        if let Some((pg, dir)) = guard.take() {
+            let _ = pg.kill();
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+fn server() -> &'static PgServer {
+    SERVER.get_or_init(|| {
+        let url_pattern = match std::env::var("DATABASE_URL") {
+            Ok(url) if !url.is_empty() => replace_database(&url, "{db}"),
+            _ => {
+                let dir = scratch_dir("warren-test-pg");
+                let pg = EmbeddedPostgres::start(&dir).unwrap_or_else(|err| {
+                    panic!("the tests need PostgreSQL: set DATABASE_URL or install it ({err:#})")
+                });
+                let pattern = pg.url("{db}");
+                *EMBEDDED.lock().unwrap() = Some((pg, dir));
+                unsafe { libc::atexit(stop_embedded) };
+                pattern
+            }
+        };
+        let template = format!("warren_template_{}", Uuid::new_v4().simple());
+        let admin = url_pattern.replace("{db}", "postgres");
+        let template_url = url_pattern.replace("{db}", &template);
+        let name = template.clone();
+        std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(async {
+                    warren::db::ensure_database(&admin, &name).await.unwrap();
+                    let pool = PgPool::connect(&template_url).await.unwrap();
+                    warren::db::migrate(&pool).await.unwrap();
+                    pool.close().await;
+                })
+        })
+        .join()
+        .expect("preparing the template database");
+        PgServer { url_pattern, template }
+    })
+}
+
+fn replace_database(url: &str, db: &str) -> String {
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let base = match base.rfind('/') {
+        Some(i) if i > base.find("//").map_or(0, |j| j + 1) => &base[..i],
+        _ => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{db}?{q}"),
+        None => format!("{base}/{db}"),
+    }
+}
+
+/// A directory under the system temp dir that an unprivileged PostgreSQL can reach.
+pub fn scratch_dir(prefix: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("{prefix}-{}", Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A new database with the migrations applied; its URL.
+pub async fn fresh_database() -> String {
+    let server = server();
+    let name = format!("warren_test_{}", Uuid::new_v4().simple());
+    let admin = server.url_pattern.replace("{db}", "postgres");
+    let mut conn: sqlx::PgConnection = sqlx::Connection::connect(&admin).await.unwrap();
+    let sql = format!("CREATE DATABASE {name} TEMPLATE {}", server.template);
+    for attempt in 0.. {
+        match sqlx::query(&sql).execute(&mut conn).await {
+            Ok(_) => break,
+            // Two tests copying the template at once: one waits for the other.
+            Err(err) if attempt < 50 && err.to_string().contains("is being accessed") => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            Err(err) => panic!("creating the test database: {err}"),
+        }
+    }
+    server.url_pattern.replace("{db}", &name)
+}
+
+/// The configuration tests start with: loopback, a fixed secret, open registration.
+pub fn test_config(database_url: &str) -> Config {
+    Config {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        database_url: Some(database_url.to_owned()),
+        data_dir: std::env::temp_dir(),
+        jwt_secret: Some(JWT_SECRET.to_owned()),
+        allow_registration: true,
+        reaper_interval: Duration::from_millis(200),
+        ..Config::with_defaults()
+    }
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub base: String,
+    pub client: reqwest::Client,
+    pub db: PgPool,
+    pub database_url: String,
+    server: Option<Server>,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        let url = fresh_database().await;
+        Self::on_database(&url, adjust).await
+    }
+
+    /// Another server on the same database (replicas).
+    pub async fn on_database(url: &str, adjust: impl FnOnce(&mut Config)) -> Self {
+        let mut config = test_config(url);
+        adjust(&mut config);
+        let pool = warren::db::connect(url, Duration::from_secs(10)).await.unwrap();
+        let server = Server::start(config, pool.clone()).await.unwrap();
+        let addr = server.addr;
+        Self {
+            addr,
+            base: format!("http://{addr}"),
+            client: reqwest::Client::new(),
+            db: pool,
+            database_url: url.to_owned(),
+            server: Some(server),
+        }
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(server) = self.server.take() {
+            server.stop().await;
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// A request with an optional bearer token and an optional JSON body.
+    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> reqwest::Response {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        req.send().await.expect("request reaches the server")
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> reqwest::Response {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> reqwest::Response {
+        self.call(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> reqwest::Response {
+        self.call(Method::PATCH, path, Some(token), Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> reqwest::Response {
+        self.call(Method::DELETE, path, Some(token), None).await
+    }
+
+    pub async fn register(&self, email: &str, password: &str) -> reqwest::Response {
+        let body = json!({ "email": email, "password": password });
+        self.call(Method::POST, "/v1/auth/register", None, Some(body)).await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> reqwest::Response {
+        let body = json!({ "email": email, "password": password });
+        self.call(Method::POST, "/v1/auth/login", None, Some(body)).await
+    }
+
+    /// A registered user with a login token holding every scope.
+    pub async fn user(&self) -> User {
+        let email = format!("user-{}@example.com", Uuid::new_v4().simple());
+        let registered = json_of(self.register(&email, PASSWORD).await, StatusCode::CREATED).await;
+        let login = json_of(self.login(&email, PASSWORD).await, StatusCode::OK).await;
+        User {
+            email,
+            account_id: registered["accountId"].as_str().unwrap().to_owned(),
+            token: login["accessToken"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// An API token of `user` with these scopes.
+    pub async fn api_token(&self, user: &User, scopes: &[&str]) -> String {
+        let body = json!({ "name": "test", "scopes": scopes });
+        let created = json_of(self.post("/v1/tokens", &user.token, body).await, StatusCode::CREATED).await;
+        created["token"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates a tunnel and returns it.
+    pub async fn tunnel(&self, token: &str, body: Value) -> Value {
+        json_of(self.post("/v1/tunnels", token, body).await, StatusCode::CREATED).await
+    }
+
+    pub async fn heartbeat(&self, token: &str, id: &str) -> reqwest::Response {
+        self.call(Method::POST, &format!("/v1/tunnels/{id}/heartbeat"), Some(token), None).await
+    }
+}
+
+pub struct User {
+    pub email: String,
+    pub account_id: String,
+    pub token: String,
+}
+
+/// Asserts the status and returns the JSON body.
+pub async fn json_of(response: reqwest::Response, status: StatusCode) -> Value {
+    let actual = response.status();
+    let text = response.text().await.unwrap();
+    assert_eq!(actual, status, "unexpected status; body: {text}");
+    serde_json::from_str(&text).unwrap_or_else(|_| panic!("body is not JSON: {text}"))
+}
+
+/// Asserts a problem+json answer with this status and code, and returns it.
+pub async fn problem_of(response: reqwest::Response, status: StatusCode, code: &str) -> Value {
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let body = json_of(response, status).await;
+    assert_eq!(content_type.as_deref(), Some("application/problem+json"), "body: {body}");
+    assert_eq!(body["code"], code, "body: {body}");
+    assert_eq!(body["status"], status.as_u16(), "body: {body}");
+    assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()), "body: {body}");
+    body
+}
