@@ -60,7 +60,11 @@ pub struct ServeArgs {
 impl ServeArgs {
     pub fn config(&self) -> Config {
         let defaults = Config::with_defaults();
-        let base_domain = self.base_domain.trim().trim_matches('.').to_ascii_lowercase();
+        let base_domain = self
+            .base_domain
+            .trim()
+            .trim_matches('.')
+            .to_ascii_lowercase();
         Config {
             listen: self.listen,
             database_url: self.database.database_url.clone().filter(|u| !u.is_empty()),

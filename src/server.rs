@@ -78,7 +78,8 @@ impl Server {
         let router = app(state.clone());
         tasks.spawn(async move {
             let until = stop.clone();
-            if let Err(err) = serve(listener, router, async move { until.cancelled().await }).await {
+            if let Err(err) = serve(listener, router, async move { until.cancelled().await }).await
+            {
                 tracing::error!(error = %err, "HTTP server failed");
             }
             // Whatever ended the server ends the background tasks too.

@@ -38,7 +38,9 @@ pub struct JwtKeys {
 
 impl std::fmt::Debug for JwtKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JwtKeys").field("ttl", &self.ttl).finish_non_exhaustive()
+        f.debug_struct("JwtKeys")
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
     }
 }
 
@@ -73,7 +75,12 @@ impl JwtKeys {
         self.ttl
     }
 
-    pub fn issue(&self, user_id: Uuid, account_id: Uuid, scopes: Scopes) -> Result<String, AppError> {
+    pub fn issue(
+        &self,
+        user_id: Uuid,
+        account_id: Uuid,
+        scopes: Scopes,
+    ) -> Result<String, AppError> {
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             iss: ISSUER.into(),
@@ -110,7 +117,8 @@ fn load_or_generate_secret(data_dir: &Path) -> anyhow::Result<String> {
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
         Err(err) => return Err(err).with_context(|| format!("reading {}", path.display())),
     }
-    std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
     let secret = Alphanumeric.sample_string(&mut rand::thread_rng(), 64);
     crate::db::embedded::write_secret(&path, &secret)?;
     tracing::info!(path = %path.display(), "generated a JWT signing secret");

@@ -84,7 +84,10 @@ impl Scopes {
 
     /// Scopes from stored names; names this version does not know are ignored.
     pub fn from_names<S: AsRef<str>>(names: &[S]) -> Self {
-        names.iter().filter_map(|n| Scope::parse(n.as_ref())).collect()
+        names
+            .iter()
+            .filter_map(|n| Scope::parse(n.as_ref()))
+            .collect()
     }
 }
 

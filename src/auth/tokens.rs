@@ -43,7 +43,10 @@ pub struct NewToken<'a> {
 }
 
 #[tracing::instrument(skip_all, err)]
-pub async fn insert(conn: &mut PgConnection, new: NewToken<'_>) -> Result<TokenRecord, sqlx::Error> {
+pub async fn insert(
+    conn: &mut PgConnection,
+    new: NewToken<'_>,
+) -> Result<TokenRecord, sqlx::Error> {
     sqlx::query_as!(
         TokenRecord,
         r#"INSERT INTO api_tokens (id, account_id, user_id, name, scopes, token_hash, created_at, expires_at)
@@ -63,7 +66,10 @@ pub async fn insert(conn: &mut PgConnection, new: NewToken<'_>) -> Result<TokenR
 }
 
 #[tracing::instrument(skip_all, err)]
-pub async fn list(conn: &mut PgConnection, account_id: Uuid) -> Result<Vec<TokenRecord>, sqlx::Error> {
+pub async fn list(
+    conn: &mut PgConnection,
+    account_id: Uuid,
+) -> Result<Vec<TokenRecord>, sqlx::Error> {
     sqlx::query_as!(
         TokenRecord,
         "SELECT id, name, scopes, created_at, expires_at FROM api_tokens
@@ -76,7 +82,11 @@ pub async fn list(conn: &mut PgConnection, account_id: Uuid) -> Result<Vec<Token
 
 /// Deletes the token; `false` when the account has no such token.
 #[tracing::instrument(skip_all, err)]
-pub async fn delete(conn: &mut PgConnection, account_id: Uuid, id: Uuid) -> Result<bool, sqlx::Error> {
+pub async fn delete(
+    conn: &mut PgConnection,
+    account_id: Uuid,
+    id: Uuid,
+) -> Result<bool, sqlx::Error> {
     let done = sqlx::query!(
         "DELETE FROM api_tokens WHERE id = $1 AND account_id = $2",
         id,
@@ -89,7 +99,10 @@ pub async fn delete(conn: &mut PgConnection, account_id: Uuid, id: Uuid) -> Resu
 
 /// The principal of a live (not expired, not revoked) token.
 #[tracing::instrument(skip_all, err)]
-pub async fn principal_for(conn: &mut PgConnection, token: &str) -> Result<Option<Principal>, sqlx::Error> {
+pub async fn principal_for(
+    conn: &mut PgConnection,
+    token: &str,
+) -> Result<Option<Principal>, sqlx::Error> {
     let row = sqlx::query!(
         "SELECT user_id, account_id, scopes FROM api_tokens
          WHERE token_hash = $1 AND (expires_at IS NULL OR expires_at > now())",

@@ -19,7 +19,8 @@ use rand::distributions::{Alphanumeric, DistString};
 const SUPERUSER: &str = "warren";
 
 /// The install hint printed when no server binaries are found.
-pub const MISSING_BINARIES: &str = "PostgreSQL server binaries (initdb, pg_ctl, postgres) were not found: \
+pub const MISSING_BINARIES: &str =
+    "PostgreSQL server binaries (initdb, pg_ctl, postgres) were not found: \
 install PostgreSQL (e.g. `apt-get install postgresql`) or set DATABASE_URL to an existing server";
 
 #[derive(Debug)]
@@ -62,7 +63,10 @@ impl EmbeddedPostgres {
             run_as,
         };
         if let Some(port) = this.running_port() {
-            tracing::info!(port, "adopting the embedded PostgreSQL that is already running");
+            tracing::info!(
+                port,
+                "adopting the embedded PostgreSQL that is already running"
+            );
             this.port = port;
             return Ok(this);
         }
@@ -184,7 +188,14 @@ fn init_cluster(
     let mut cmd = Command::new(bin_dir.join("initdb"));
     cmd.arg("-D")
         .arg(pgdata)
-        .args(["-U", SUPERUSER, "-E", "UTF8", "--locale=C", "--auth=scram-sha-256"])
+        .args([
+            "-U",
+            SUPERUSER,
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--auth=scram-sha-256",
+        ])
         .arg(format!("--pwfile={}", pwfile.display()))
         .stdin(Stdio::null())
         .env("LC_ALL", "C");
@@ -200,7 +211,11 @@ fn init_cluster(
 /// Where `initdb`, `pg_ctl` and `postgres` are: `PG_BIN_DIR`, then `pg_config --bindir`,
 /// then the newest `/usr/lib/postgresql/*/bin`, then `PATH`.
 pub fn find_bin_dir() -> Option<PathBuf> {
-    let has_all = |dir: &Path| ["initdb", "pg_ctl", "postgres"].iter().all(|b| dir.join(b).is_file());
+    let has_all = |dir: &Path| {
+        ["initdb", "pg_ctl", "postgres"]
+            .iter()
+            .all(|b| dir.join(b).is_file())
+    };
     if let Some(dir) = std::env::var_os("PG_BIN_DIR").map(PathBuf::from) {
         if has_all(&dir) {
             return Some(dir);
@@ -243,7 +258,9 @@ fn unprivileged_user() -> anyhow::Result<Option<(u32, u32)>> {
             return Ok(Some((user.uid.as_raw(), user.gid.as_raw())));
         }
     }
-    bail!("running as root, and neither a `postgres` nor a `nobody` user exists to run PostgreSQL as")
+    bail!(
+        "running as root, and neither a `postgres` nor a `nobody` user exists to run PostgreSQL as"
+    )
 }
 
 fn chown(path: &Path, uid: u32, gid: u32) -> anyhow::Result<()> {

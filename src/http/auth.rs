@@ -51,7 +51,10 @@ fn validate_email(email: &str) -> Result<(), AppError> {
     if valid {
         Ok(())
     } else {
-        Err(AppError::invalid("email", "email must be an address such as `name@example.com`"))
+        Err(AppError::invalid(
+            "email",
+            "email must be an address such as `name@example.com`",
+        ))
     }
 }
 
@@ -123,7 +126,11 @@ async fn login(
     let ok = password::verify(body.password, stored).await?;
     let user = match (ok, user) {
         (true, Some(user)) => user,
-        _ => return Err(AppError::Unauthorized("the email or password is incorrect".into())),
+        _ => {
+            return Err(AppError::Unauthorized(
+                "the email or password is incorrect".into(),
+            ))
+        }
     };
     let access_token = state.keys.issue(user.id, user.account_id, Scopes::all())?;
     Ok(Json(LoggedIn {
@@ -142,7 +149,9 @@ mod tests {
         for ok in ["a@b.co", "first.last+tag@example.com"] {
             assert!(validate_email(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "a", "a@b", "@b.co", "a@@b.co", "a b@c.co", "a@.co", "a@b.co."] {
+        for bad in [
+            "", "a", "a@b", "@b.co", "a@@b.co", "a b@c.co", "a@.co", "a@b.co.",
+        ] {
             assert!(validate_email(bad).is_err(), "{bad}");
         }
     }

@@ -34,6 +34,7 @@ pub fn router(state: AppState) -> Router {
         .merge(auth::router())
         .merge(tokens::router())
         .merge(tunnels::router())
+        .merge(crate::compat::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -52,6 +53,7 @@ pub fn router(state: AppState) -> Router {
                         .unwrap_or("unmatched");
                     tracing::info_span!("http", method = %req.method(), route)
                 }))
+                .layer(middleware::from_fn(crate::compat::envelope_errors))
                 .layer(CatchPanicLayer::custom(panic_response))
                 .layer(middleware::map_response(ensure_problem))
                 .layer(TimeoutLayer::with_status_code(

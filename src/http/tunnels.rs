@@ -21,10 +21,7 @@ pub const HEARTBEAT_INTERVAL_HEADER: &str = "warren-heartbeat-interval";
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/tunnels", post(create).get(list))
-        .route(
-            "/v1/tunnels/{id}",
-            get(show).patch(update).delete(remove),
-        )
+        .route("/v1/tunnels/{id}", get(show).patch(update).delete(remove))
         .route("/v1/tunnels/{id}/heartbeat", post(heartbeat))
 }
 
@@ -57,7 +54,14 @@ async fn create(
     for _ in 0..SLUG_ATTEMPTS {
         let slug = body.slug.clone().unwrap_or_else(slug::generate);
         // A holder whose lease ran out frees the slug now, not when the reaper comes by.
-        store::expire_due(&mut tx, Due { slug: Some(&slug), ..Due::default() }).await?;
+        store::expire_due(
+            &mut tx,
+            Due {
+                slug: Some(&slug),
+                ..Due::default()
+            },
+        )
+        .await?;
         let new = NewTunnel {
             id: Uuid::new_v4(),
             account_id: caller.account_id,
@@ -122,7 +126,14 @@ async fn list(
     caller.require(Scope::TunnelsRead)?;
     let include_inactive = parse_bool_param("includeInactive", query.include_inactive.as_deref())?;
     let mut tx = state.db.begin().await?;
-    store::expire_due(&mut tx, Due { account_id: Some(caller.account_id), ..Due::default() }).await?;
+    store::expire_due(
+        &mut tx,
+        Due {
+            account_id: Some(caller.account_id),
+            ..Due::default()
+        },
+    )
+    .await?;
     let rows = store::list(&mut tx, caller.account_id, include_inactive).await?;
     tx.commit().await?;
     Ok(Json(rows.into_iter().map(|t| view(&state, t)).collect()))
@@ -147,7 +158,14 @@ async fn current(
     account_id: Uuid,
     id: Uuid,
 ) -> Result<Tunnel, AppError> {
-    store::expire_due(conn, Due { id: Some(id), ..Due::default() }).await?;
+    store::expire_due(
+        conn,
+        Due {
+            id: Some(id),
+            ..Due::default()
+        },
+    )
+    .await?;
     store::get(conn, account_id, id)
         .await?
         .ok_or(AppError::NotFound("tunnel"))
@@ -165,10 +183,11 @@ async fn heartbeat(
 ) -> Result<Response, AppError> {
     caller.require(Scope::TunnelsHeartbeat)?;
     let mut conn = state.db.acquire().await?;
-    let tunnel = match store::heartbeat(&mut conn, caller.account_id, id, state.config.lease_ttl).await? {
-        Some(tunnel) => tunnel,
-        None => return Err(refused_heartbeat(&mut conn, caller.account_id, id).await?),
-    };
+    let tunnel =
+        match store::heartbeat(&mut conn, caller.account_id, id, state.config.lease_ttl).await? {
+            Some(tunnel) => tunnel,
+            None => return Err(refused_heartbeat(&mut conn, caller.account_id, id).await?),
+        };
     let interval = HeaderValue::from(state.config.heartbeat_interval_secs());
     Ok((
         [(HeaderName::from_static(HEARTBEAT_INTERVAL_HEADER), interval)],
@@ -178,10 +197,16 @@ async fn heartbeat(
 }
 
 /// Why a heartbeat renewed nothing: 404, or 409 `lease_expired` / `tunnel_not_live`.
-async fn refused_heartbeat(conn: &mut sqlx::PgConnection, account_id: Uuid, id: Uuid) -> Result<AppError, AppError> {
+async fn refused_heartbeat(
+    conn: &mut sqlx::PgConnection,
+    account_id: Uuid,
+    id: Uuid,
+) -> Result<AppError, AppError> {
     let tunnel = current(conn, account_id, id).await?;
     let status = tunnel.status.clone();
-    let mut err = if tunnel.last_error.as_deref() == Some("lease expired") && tunnel.status() == Status::Failed {
+    let mut err = if tunnel.last_error.as_deref() == Some("lease expired")
+        && tunnel.status() == Status::Failed
+    {
         AppError::conflict(
             "lease_expired",
             "the tunnel's lease expired before this heartbeat; create the tunnel again",
@@ -245,7 +270,10 @@ async fn remove(
     if !store::delete_terminal(&mut tx, caller.account_id, id).await? {
         return Err(AppError::conflict(
             "tunnel_live",
-            format!("the tunnel is `{}`; stop it before deleting it", tunnel.status),
+            format!(
+                "the tunnel is `{}`; stop it before deleting it",
+                tunnel.status
+            ),
         ));
     }
     tx.commit().await?;

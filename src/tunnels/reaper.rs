@@ -30,7 +30,11 @@ pub async fn run(pool: PgPool, interval: Duration, batch: i64, shutdown: Cancell
 }
 
 /// Expires every due lease, one batch per statement, until a batch comes back short.
-pub async fn sweep(pool: &PgPool, batch: i64, shutdown: &CancellationToken) -> Result<usize, sqlx::Error> {
+pub async fn sweep(
+    pool: &PgPool,
+    batch: i64,
+    shutdown: &CancellationToken,
+) -> Result<usize, sqlx::Error> {
     let mut total = 0;
     loop {
         let mut conn = pool.acquire().await?;

@@ -54,7 +54,10 @@ pub async fn expire_due(conn: &mut PgConnection, due: Due<'_>) -> Result<u64, sq
 /// One batch of the reaper: up to `limit` due leases, skipping rows other transactions hold
 /// (another replica's reaper, a heartbeat in flight), oldest expiry first.
 #[tracing::instrument(skip_all, err)]
-pub async fn reap_batch(conn: &mut PgConnection, limit: i64) -> Result<Vec<(Uuid, String)>, sqlx::Error> {
+pub async fn reap_batch(
+    conn: &mut PgConnection,
+    limit: i64,
+) -> Result<Vec<(Uuid, String)>, sqlx::Error> {
     let rows = sqlx::query!(
         r#"WITH due AS (
                SELECT id FROM tunnels
@@ -88,7 +91,10 @@ pub struct NewTunnel<'a> {
 
 /// Inserts a `creating` tunnel with a fresh lease; `None` when a live tunnel holds the slug.
 #[tracing::instrument(skip_all, err)]
-pub async fn insert(conn: &mut PgConnection, new: NewTunnel<'_>) -> Result<Option<Tunnel>, sqlx::Error> {
+pub async fn insert(
+    conn: &mut PgConnection,
+    new: NewTunnel<'_>,
+) -> Result<Option<Tunnel>, sqlx::Error> {
     sqlx::query_as!(
         Tunnel,
         r#"INSERT INTO tunnels (id, account_id, slug, status, requested_port, created_at, lease_expires_at)
@@ -109,7 +115,10 @@ pub async fn insert(conn: &mut PgConnection, new: NewTunnel<'_>) -> Result<Optio
 
 /// The live tunnel holding `slug`: its id and account.
 #[tracing::instrument(skip_all, err)]
-pub async fn live_holder(conn: &mut PgConnection, slug: &str) -> Result<Option<(Uuid, Uuid)>, sqlx::Error> {
+pub async fn live_holder(
+    conn: &mut PgConnection,
+    slug: &str,
+) -> Result<Option<(Uuid, Uuid)>, sqlx::Error> {
     let row = sqlx::query!(
         "SELECT id, account_id FROM tunnels
          WHERE slug = $1 AND status IN ('creating', 'active', 'stopping')",
@@ -142,7 +151,11 @@ pub async fn list(
 }
 
 #[tracing::instrument(skip_all, err)]
-pub async fn get(conn: &mut PgConnection, account_id: Uuid, id: Uuid) -> Result<Option<Tunnel>, sqlx::Error> {
+pub async fn get(
+    conn: &mut PgConnection,
+    account_id: Uuid,
+    id: Uuid,
+) -> Result<Option<Tunnel>, sqlx::Error> {
     sqlx::query_as!(
         Tunnel,
         r#"SELECT id, account_id, slug, status, requested_port, created_at,
@@ -220,7 +233,11 @@ pub async fn transition(
 
 /// Deletes a `stopped` or `failed` tunnel; `false` when there is no such terminal tunnel.
 #[tracing::instrument(skip_all, err)]
-pub async fn delete_terminal(conn: &mut PgConnection, account_id: Uuid, id: Uuid) -> Result<bool, sqlx::Error> {
+pub async fn delete_terminal(
+    conn: &mut PgConnection,
+    account_id: Uuid,
+    id: Uuid,
+) -> Result<bool, sqlx::Error> {
     let done = sqlx::query!(
         "DELETE FROM tunnels WHERE id = $1 AND account_id = $2 AND status IN ('stopped', 'failed')",
         id,
