@@ -218,7 +218,7 @@ async fn refused_heartbeat(
         )
     };
     if let AppError::Conflict { extra, .. } = &mut err {
-        extra.insert("status".into(), Value::String(status));
+        extra.insert("tunnelStatus".into(), Value::String(status));
     }
     Ok(err)
 }
