@@ -216,10 +216,9 @@ pub fn find_bin_dir() -> Option<PathBuf> {
             .iter()
             .all(|b| dir.join(b).is_file())
     };
+    // When given, PG_BIN_DIR is the only place looked at.
     if let Some(dir) = std::env::var_os("PG_BIN_DIR").map(PathBuf::from) {
-        if has_all(&dir) {
-            return Some(dir);
-        }
+        return has_all(&dir).then_some(dir);
     }
     if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
         let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
