@@ -607,3 +607,87 @@ async fn bad_input_is_a_4xx_that_names_the_problem_and_writes_nothing() {
     let after = json_of(app.get(&path, &user.token).await, StatusCode::OK).await;
     assert_eq!(after, t);
 }
+
+fn next_link(response: &reqwest::Response) -> Option<String> {
+    let link = response.headers().get("link")?.to_str().unwrap().to_owned();
+    let url = link.strip_prefix('<')?.split_once('>')?.0.to_owned();
+    assert!(link.ends_with("rel=\"next\""), "{link}");
+    Some(url)
+}
+
+#[tokio::test]
+async fn the_cursor_walks_every_tunnel_exactly_once_while_tunnels_are_being_created() {
+    let app = TestApp::spawn().await;
+    let user = app.user().await;
+    let mut existing = std::collections::HashSet::new();
+    for i in 0..23 {
+        let t = app
+            .tunnel(
+                &user.token,
+                json!({"slug": format!("walk-{i}"), "requestedPort": 1}),
+            )
+            .await;
+        existing.insert(t["id"].as_str().unwrap().to_owned());
+    }
+    let mut seen = Vec::new();
+    let mut path = "/v1/tunnels?limit=5".to_owned();
+    let mut pages = 0;
+    loop {
+        // Someone keeps creating tunnels while we walk.
+        app.tunnel(&user.token, json!({"requestedPort": 2})).await;
+        let response = app.get(&path, &user.token).await;
+        let next = next_link(&response);
+        let page = json_of(response, StatusCode::OK).await;
+        assert!(page.as_array().unwrap().len() <= 5);
+        seen.extend(
+            page.as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["id"].as_str().unwrap().to_owned()),
+        );
+        pages += 1;
+        match next {
+            Some(next) => path = next,
+            None => break,
+        }
+        assert!(pages < 20, "the walk does not end");
+    }
+    let unique: std::collections::HashSet<_> = seen.iter().cloned().collect();
+    assert_eq!(unique.len(), seen.len(), "a tunnel was listed twice");
+    assert!(
+        existing.is_subset(&unique),
+        "a tunnel that existed before the walk was missed"
+    );
+}
+
+#[tokio::test]
+async fn limit_and_cursor_values_are_checked() {
+    let app = TestApp::spawn().await;
+    let user = app.user().await;
+    for bad in ["0", "1001", "x", "-1"] {
+        let p = problem_of(
+            app.get(&format!("/v1/tunnels?limit={bad}"), &user.token)
+                .await,
+            StatusCode::BAD_REQUEST,
+            "validation_failed",
+        )
+        .await;
+        assert_eq!(p["field"], "limit");
+    }
+    for bad in ["nonsense", "1_2", "12_not-a-uuid"] {
+        let p = problem_of(
+            app.get(&format!("/v1/tunnels?after={bad}"), &user.token)
+                .await,
+            StatusCode::BAD_REQUEST,
+            "validation_failed",
+        )
+        .await;
+        assert_eq!(p["field"], "after");
+    }
+    app.tunnel(&user.token, json!({"requestedPort": 1})).await;
+    let response = app.get("/v1/tunnels?limit=1", &user.token).await;
+    assert!(
+        response.headers().get("link").is_none(),
+        "no next page when everything fit"
+    );
+}

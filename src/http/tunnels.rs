@@ -1,7 +1,7 @@
 //! The native tunnel routes: `/v1/tunnels…`.
 
 use axum::extract::State;
-use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -13,7 +13,7 @@ use super::error::AppError;
 use super::extract::{ApiJson, ApiPath, ApiQuery, OptionalJson};
 use crate::auth::{Principal, Scope};
 use crate::state::AppState;
-use crate::tunnels::store::{self, Due, NewTunnel};
+use crate::tunnels::store::{self, Cursor, Due, NewTunnel};
 use crate::tunnels::{self, slug, Status, Tunnel, TunnelView};
 
 pub const HEARTBEAT_INTERVAL_HEADER: &str = "warren-heartbeat-interval";
@@ -102,7 +102,12 @@ fn slug_taken(slug: &str, holder: Option<(Uuid, Uuid)>, account_id: Uuid) -> App
 #[serde(rename_all = "camelCase")]
 pub struct ListQuery {
     include_inactive: Option<String>,
+    limit: Option<String>,
+    after: Option<String>,
 }
+
+/// The default and largest page of `GET /v1/tunnels`.
+pub const MAX_PAGE: i64 = 1000;
 
 /// `true`, `1`, `false`, `0`, exactly as the seed says.
 fn parse_bool_param(name: &str, value: Option<&str>) -> Result<bool, AppError> {
@@ -117,14 +122,58 @@ fn parse_bool_param(name: &str, value: Option<&str>) -> Result<bool, AppError> {
     }
 }
 
+fn parse_limit(value: Option<&str>) -> Result<i64, AppError> {
+    let Some(raw) = value else {
+        return Ok(MAX_PAGE);
+    };
+    match raw.parse::<i64>() {
+        Ok(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+        _ => Err(AppError::bad_param(
+            "limit",
+            format!("limit must be a whole number from 1 to {MAX_PAGE}; got `{raw}`"),
+        )),
+    }
+}
+
+/// A cursor is `{createdAt in microseconds}_{id}` of the last tunnel of the previous page.
+fn encode_cursor(tunnel: &Tunnel) -> String {
+    format!(
+        "{}_{}",
+        tunnel.created_at.timestamp_micros(),
+        tunnel.id.simple()
+    )
+}
+
+fn parse_cursor(value: Option<&str>) -> Result<Option<Cursor>, AppError> {
+    let Some(raw) = value else {
+        return Ok(None);
+    };
+    let parsed = raw.split_once('_').and_then(|(micros, id)| {
+        Some(Cursor {
+            created_at: chrono::DateTime::from_timestamp_micros(micros.parse().ok()?)?,
+            id: Uuid::try_parse(id).ok()?,
+        })
+    });
+    parsed.map(Some).ok_or_else(|| {
+        AppError::bad_param(
+            "after",
+            "after must be a cursor taken from a `Link: rel=\"next\"` header",
+        )
+    })
+}
+
+/// A page of the account's tunnels, newest first, with `Link: <…>; rel="next"` when there
+/// is more. The body stays the seed's bare array.
 #[tracing::instrument(skip_all, err)]
 async fn list(
     State(state): State<AppState>,
     caller: Principal,
     ApiQuery(query): ApiQuery<ListQuery>,
-) -> Result<Json<Vec<TunnelView>>, AppError> {
+) -> Result<Response, AppError> {
     caller.require(Scope::TunnelsRead)?;
     let include_inactive = parse_bool_param("includeInactive", query.include_inactive.as_deref())?;
+    let limit = parse_limit(query.limit.as_deref())?;
+    let after = parse_cursor(query.after.as_deref())?;
     let mut tx = state.db.begin().await?;
     store::expire_due(
         &mut tx,
@@ -134,9 +183,41 @@ async fn list(
         },
     )
     .await?;
-    let rows = store::list(&mut tx, caller.account_id, include_inactive).await?;
+    let mut rows = store::list(
+        &mut tx,
+        caller.account_id,
+        include_inactive,
+        after,
+        limit + 1,
+    )
+    .await?;
     tx.commit().await?;
-    Ok(Json(rows.into_iter().map(|t| view(&state, t)).collect()))
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let next = match rows.last() {
+        Some(last) if more => Some(format!(
+            "</v1/tunnels?limit={limit}&after={}{}>; rel=\"next\"",
+            encode_cursor(last),
+            if include_inactive {
+                "&includeInactive=true"
+            } else {
+                ""
+            }
+        )),
+        _ => None,
+    };
+    let body = Json(
+        rows.into_iter()
+            .map(|t| view(&state, t))
+            .collect::<Vec<_>>(),
+    );
+    Ok(match next {
+        Some(link) => {
+            let link = HeaderValue::from_str(&link).map_err(AppError::internal)?;
+            ([(header::LINK, link)], body).into_response()
+        }
+        None => body.into_response(),
+    })
 }
 
 #[tracing::instrument(skip_all, err)]
