@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::cache::{self, TokenCache};
 use crate::auth::jwt::JwtKeys;
 use crate::config::Config;
 use crate::state::AppState;
@@ -56,6 +57,7 @@ impl Server {
             db: pool,
             config: Arc::new(config),
             keys: Arc::new(keys),
+            tokens: Arc::new(TokenCache::new()),
         };
         let listener = TcpListener::bind(state.config.listen)
             .await
@@ -73,6 +75,13 @@ impl Server {
                 token,
             )
         }));
+
+        let (db, tokens) = (state.db.clone(), state.tokens.clone());
+        tasks.spawn(supervise(
+            "token-revocations",
+            shutdown.clone(),
+            move |token| cache::listen(db.clone(), tokens.clone(), token),
+        ));
 
         let stop = shutdown.clone();
         let router = app(state.clone());
