@@ -48,6 +48,7 @@ impl Server {
     /// Builds the state on `pool` (already migrated), binds `config.listen`, and starts
     /// serving and the background tasks.
     pub async fn start(config: Config, pool: PgPool) -> anyhow::Result<Self> {
+        crate::http::metrics::handle();
         let keys = JwtKeys::load(
             config.jwt_secret.as_deref(),
             &config.data_dir,

@@ -267,8 +267,12 @@ async fn heartbeat(
     let tunnel =
         match store::heartbeat(&mut conn, caller.account_id, id, state.config.lease_ttl).await? {
             Some(tunnel) => tunnel,
-            None => return Err(refused_heartbeat(&mut conn, caller.account_id, id).await?),
+            None => {
+                metrics::counter!("warren_heartbeats_total", "result" => "refused").increment(1);
+                return Err(refused_heartbeat(&mut conn, caller.account_id, id).await?);
+            }
         };
+    metrics::counter!("warren_heartbeats_total", "result" => "accepted").increment(1);
     let interval = HeaderValue::from(state.config.heartbeat_interval_secs());
     Ok((
         [(HeaderName::from_static(HEARTBEAT_INTERVAL_HEADER), interval)],

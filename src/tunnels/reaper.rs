@@ -42,6 +42,8 @@ pub async fn sweep(
         total += expired.len();
         for (id, status) in &expired {
             tracing::debug!(tunnel_id = %id, status, "lease expired");
+            metrics::counter!("warren_reaper_transitions_total", "to" => status.clone())
+                .increment(1);
         }
         if (expired.len() as i64) < batch || shutdown.is_cancelled() {
             return Ok(total);

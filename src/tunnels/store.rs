@@ -261,3 +261,17 @@ pub async fn delete_terminal(
     .await?;
     Ok(done.rows_affected() == 1)
 }
+
+/// How many tunnels are in each state (every state, zero included), for `/metrics`.
+#[tracing::instrument(skip_all, err)]
+pub async fn count_by_status(conn: &mut PgConnection) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"SELECT s.status AS "status!", count(t.id) AS "count!"
+           FROM unnest(ARRAY['creating', 'active', 'stopping', 'stopped', 'failed']) AS s(status)
+           LEFT JOIN tunnels t ON t.status = s.status
+           GROUP BY s.status"#
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.status, r.count)).collect())
+}
