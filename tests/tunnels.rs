@@ -691,3 +691,111 @@ async fn limit_and_cursor_values_are_checked() {
         "no next page when everything fit"
     );
 }
+
+async fn create_with_key(app: &TestApp, token: &str, key: &str, body: Value) -> reqwest::Response {
+    app.client
+        .post(app.url("/v1/tunnels"))
+        .bearer_auth(token)
+        .header("idempotency-key", key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_retried_creation_with_the_same_idempotency_key_returns_the_same_tunnel() {
+    let app = TestApp::spawn().await;
+    let user = app.user().await;
+    let body = json!({"requestedPort": 3000});
+    let first = json_of(
+        create_with_key(&app, &user.token, "retry-1", body.clone()).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let again = json_of(
+        create_with_key(&app, &user.token, "retry-1", body.clone()).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(first["id"], again["id"]);
+    assert_eq!(
+        first["slug"], again["slug"],
+        "a generated slug is not generated again"
+    );
+
+    // Agents retrying at once after a timeout still create one tunnel.
+    let racing = (0..8).map(|_| {
+        create_with_key(
+            &app,
+            &user.token,
+            "retry-2",
+            json!({"slug": "racer", "requestedPort": 1}),
+        )
+    });
+    let responses = futures::future::join_all(racing).await;
+    let mut ids = std::collections::HashSet::new();
+    for r in responses {
+        ids.insert(
+            json_of(r, StatusCode::CREATED).await["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    assert_eq!(ids.len(), 1);
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM tunnels")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(count, 2);
+
+    problem_of(
+        create_with_key(&app, &user.token, "retry-1", json!({"requestedPort": 3001})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "idempotency_key_reused",
+    )
+    .await;
+    // Keys belong to their account.
+    let other = app.user().await;
+    let theirs = json_of(
+        create_with_key(&app, &other.token, "retry-1", body).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_ne!(theirs["id"], first["id"]);
+    let p = problem_of(
+        create_with_key(
+            &app,
+            &user.token,
+            "bad key with spaces",
+            json!({"requestedPort": 1}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(p["field"], "Idempotency-Key");
+}
+
+#[tokio::test]
+async fn an_idempotency_key_older_than_a_day_is_forgotten() {
+    let app = TestApp::spawn().await;
+    let user = app.user().await;
+    let first = json_of(
+        create_with_key(&app, &user.token, "daily", json!({"requestedPort": 1})).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    sqlx::query("UPDATE idempotency_keys SET created_at = now() - interval '25 hours'")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let second = json_of(
+        create_with_key(&app, &user.token, "daily", json!({"requestedPort": 1})).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_ne!(first["id"], second["id"]);
+}

@@ -1,7 +1,7 @@
 //! The native tunnel routes: `/v1/tunnels…`.
 
 use axum::extract::State;
-use axum::http::{header, HeaderName, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -11,8 +11,9 @@ use uuid::Uuid;
 
 use super::error::AppError;
 use super::extract::{ApiJson, ApiPath, ApiQuery, OptionalJson};
-use crate::auth::{Principal, Scope};
+use crate::auth::{tokens, Principal, Scope};
 use crate::state::AppState;
+use crate::tunnels::idempotency::{self, Claim};
 use crate::tunnels::store::{self, Cursor, Due, NewTunnel};
 use crate::tunnels::{self, slug, Status, Tunnel, TunnelView};
 
@@ -39,10 +40,31 @@ pub struct CreateTunnel {
 /// How many generated slugs to try before giving up (each collision is ~1 in 1.3 million).
 const SLUG_ATTEMPTS: usize = 5;
 
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// The `Idempotency-Key` header: 1-255 visible ASCII characters, if present.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, AppError> {
+    let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
+        return Ok(None);
+    };
+    let bad = || {
+        AppError::bad_param(
+            "Idempotency-Key",
+            "the Idempotency-Key header must be 1-255 visible ASCII characters",
+        )
+    };
+    let key = value.to_str().map_err(|_| bad())?;
+    if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(bad());
+    }
+    Ok(Some(key.to_owned()))
+}
+
 #[tracing::instrument(skip_all, err)]
 async fn create(
     State(state): State<AppState>,
     caller: Principal,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<CreateTunnel>,
 ) -> Result<(StatusCode, Json<TunnelView>), AppError> {
     caller.require(Scope::TunnelsWrite)?;
@@ -50,18 +72,37 @@ async fn create(
     if let Some(slug) = &body.slug {
         slug::validate(slug)?;
     }
+    let key = idempotency_key(&headers)?;
     let mut tx = state.db.begin().await?;
+    if let Some(key) = &key {
+        let request_hash = tokens::digest(&format!("{:?}|{requested_port}", body.slug));
+        match idempotency::claim(&mut tx, caller.account_id, key, &request_hash).await? {
+            Claim::New => {}
+            Claim::Used {
+                request_hash: used, ..
+            } if used != request_hash => {
+                return Err(AppError::Rejected {
+                    status: StatusCode::UNPROCESSABLE_ENTITY,
+                    code: "idempotency_key_reused",
+                    detail: "this Idempotency-Key was used with a different body".into(),
+                });
+            }
+            Claim::Used { tunnel_id, .. } => {
+                let id = tunnel_id.ok_or(AppError::NotFound("tunnel"))?;
+                let tunnel = current(&mut tx, caller.account_id, id).await?;
+                tx.commit().await?;
+                return Ok((StatusCode::CREATED, Json(view(&state, tunnel))));
+            }
+        }
+    }
     for _ in 0..SLUG_ATTEMPTS {
         let slug = body.slug.clone().unwrap_or_else(slug::generate);
         // A holder whose lease ran out frees the slug now, not when the reaper comes by.
-        store::expire_due(
-            &mut tx,
-            Due {
-                slug: Some(&slug),
-                ..Due::default()
-            },
-        )
-        .await?;
+        let due = Due {
+            slug: Some(&slug),
+            ..Due::default()
+        };
+        store::expire_due(&mut tx, due).await?;
         let new = NewTunnel {
             id: Uuid::new_v4(),
             account_id: caller.account_id,
@@ -70,6 +111,9 @@ async fn create(
             lease_ttl: state.config.lease_ttl,
         };
         if let Some(tunnel) = store::insert(&mut tx, new).await? {
+            if let Some(key) = &key {
+                idempotency::complete(&mut tx, caller.account_id, key, tunnel.id).await?;
+            }
             tx.commit().await?;
             tracing::info!(tunnel_id = %tunnel.id, slug = %tunnel.slug, "tunnel created");
             return Ok((StatusCode::CREATED, Json(view(&state, tunnel))));
