@@ -14,6 +14,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// HS256 key for access tokens; `None` generates one once and keeps it in `data_dir`.
     pub jwt_secret: Option<String>,
+    /// Keys that signed access tokens before a rotation, still accepted.
+    pub jwt_previous_secrets: Vec<String>,
     /// A tunnel's hostname is `{slug}.{base_domain}`.
     pub base_domain: String,
     /// How long a lease lasts without a heartbeat.
@@ -26,6 +28,8 @@ pub struct Config {
     pub reaper_interval: Duration,
     /// How many leases the reaper expires in one statement.
     pub reaper_batch: i64,
+    /// Login attempts allowed per client address, and per email, in a minute.
+    pub login_attempts_per_minute: u32,
 }
 
 impl Config {
@@ -36,12 +40,14 @@ impl Config {
             database_url: None,
             data_dir: PathBuf::from("./warren-data"),
             jwt_secret: None,
+            jwt_previous_secrets: Vec::new(),
             base_domain: "localhost".to_owned(),
             lease_ttl: Duration::from_secs(60),
             allow_registration: false,
             access_token_ttl: Duration::from_secs(15 * 60),
             reaper_interval: Duration::from_millis(500),
             reaper_batch: 1000,
+            login_attempts_per_minute: 10,
         }
     }
 
