@@ -46,7 +46,7 @@ impl Config {
             allow_registration: false,
             access_token_ttl: Duration::from_secs(15 * 60),
             reaper_interval: Duration::from_millis(500),
-            reaper_batch: 1000,
+            reaper_batch: 2000,
             login_attempts_per_minute: 10,
         }
     }

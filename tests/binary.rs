@@ -157,11 +157,12 @@ async fn warren_says_what_to_install_when_postgresql_is_missing() {
 async fn warren_migrate_applies_the_migrations_and_exits() {
     let url = fresh_database().await;
     let pool = sqlx::PgPool::connect(&url).await.unwrap();
-    sqlx::query("DROP TABLE tunnel_transitions, tunnels, api_tokens, users, accounts, _sqlx_migrations CASCADE")
+    // Start from an empty database: everything the template had applied goes.
+    sqlx::query("DROP SCHEMA public CASCADE")
         .execute(&pool)
         .await
         .unwrap();
-    sqlx::query("DROP FUNCTION tunnels_check_transition")
+    sqlx::query("CREATE SCHEMA public")
         .execute(&pool)
         .await
         .unwrap();
@@ -198,21 +199,79 @@ async fn tokens_and_passwords_never_appear_in_the_logs_even_at_trace_level() {
     wait_healthy(&base, &mut child).await;
     let client = reqwest::Client::new();
     let password = "a-very-secret-password-0451";
-    client.post(format!("{base}/v1/auth/register")).json(&json!({"email": "quiet@example.com", "password": password})).send().await.unwrap();
-    client.post(format!("{base}/v1/auth/login")).json(&json!({"email": "quiet@example.com", "password": "wrong-but-secret-9921"})).send().await.unwrap();
-    let login = json_of(client.post(format!("{base}/v1/auth/login")).json(&json!({"email": "quiet@example.com", "password": password})).send().await.unwrap(), StatusCode::OK).await;
+    client
+        .post(format!("{base}/v1/auth/register"))
+        .json(&json!({"email": "quiet@example.com", "password": password}))
+        .send()
+        .await
+        .unwrap();
+    client
+        .post(format!("{base}/v1/auth/login"))
+        .json(&json!({"email": "quiet@example.com", "password": "wrong-but-secret-9921"}))
+        .send()
+        .await
+        .unwrap();
+    let login = json_of(
+        client
+            .post(format!("{base}/v1/auth/login"))
+            .json(&json!({"email": "quiet@example.com", "password": password}))
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
     let jwt = login["accessToken"].as_str().unwrap().to_owned();
-    let created = json_of(client.post(format!("{base}/v1/tokens")).bearer_auth(&jwt).json(&json!({"name": "agent", "scopes": ["tunnels:read"]})).send().await.unwrap(), StatusCode::CREATED).await;
+    let created = json_of(
+        client
+            .post(format!("{base}/v1/tokens"))
+            .bearer_auth(&jwt)
+            .json(&json!({"name": "agent", "scopes": ["tunnels:read"]}))
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::CREATED,
+    )
+    .await;
     let api_token = created["token"].as_str().unwrap().to_owned();
-    client.get(format!("{base}/v1/tunnels")).bearer_auth(&api_token).send().await.unwrap();
-    client.get(format!("{base}/client/v4/accounts/x/cfd_tunnel")).header("x-auth-email", "quiet@example.com").header("x-auth-key", &api_token).send().await.unwrap();
-    client.get(format!("{base}/v1/tunnels")).bearer_auth("wrn_forged-secret-value-1234").send().await.unwrap();
+    client
+        .get(format!("{base}/v1/tunnels"))
+        .bearer_auth(&api_token)
+        .send()
+        .await
+        .unwrap();
+    client
+        .get(format!("{base}/client/v4/accounts/x/cfd_tunnel"))
+        .header("x-auth-email", "quiet@example.com")
+        .header("x-auth-key", &api_token)
+        .send()
+        .await
+        .unwrap();
+    client
+        .get(format!("{base}/v1/tunnels"))
+        .bearer_auth("wrn_forged-secret-value-1234")
+        .send()
+        .await
+        .unwrap();
     assert!(terminate(child).success());
 
     let logs = std::fs::read_to_string(&log_path).unwrap();
-    assert!(logs.contains("/v1/auth/login"), "the requests were logged at all");
-    for secret in [password, "wrong-but-secret-9921", jwt.as_str(), api_token.as_str(), &api_token[4..], "forged-secret-value-1234"] {
-        assert!(!logs.contains(secret), "a secret leaked into the logs: {secret}");
+    assert!(
+        logs.contains("/v1/auth/login"),
+        "the requests were logged at all"
+    );
+    for secret in [
+        password,
+        "wrong-but-secret-9921",
+        jwt.as_str(),
+        api_token.as_str(),
+        &api_token[4..],
+        "forged-secret-value-1234",
+    ] {
+        assert!(
+            !logs.contains(secret),
+            "a secret leaked into the logs: {secret}"
+        );
     }
     let _ = std::fs::remove_dir_all(&data_dir);
 }

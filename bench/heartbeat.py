@@ -1,0 +1,329 @@
+#!/usr/bin/env python3
+"""Heartbeat benchmark: Warren against etcd lease keep-alives and a pgbench baseline.
+
+Starts its own PostgreSQL, Warren (release build) and etcd, all on loopback, then drives
+`wrk` (64 connections) at each in the same run and writes the table to BENCHMARKS.md:
+
+  (a) Warren's GET /healthz            - the HTTP ceiling of the process
+  (b) Warren's heartbeats              - POST /v1/tunnels/{id}/heartbeat over 10,000 tunnels
+  (c) etcd's lease keep-alive          - POST /v3/lease/keepalive over 10,000 leases (JSON gateway)
+  (d) pgbench, one UPDATE per heartbeat - the single-row write rate, no HTTP/JSON/auth
+  (e) a 100,000-lease reap             - time until all are transitioned, heartbeat p99 meanwhile
+  (f) Warren's peak RSS with 100,000 live tunnels under heartbeat load
+
+Needs: PostgreSQL server binaries, wrk, etcd (Debian: postgresql, wrk, etcd-server).
+Usage: bench/heartbeat.py [--duration 20] [--connections 64] [--no-write]
+"""
+
+import argparse
+import glob
+import http.client
+import json
+import os
+import pwd
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WARREN = os.path.join(ROOT, "target", "release", "warren")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pg_bin():
+    dirs = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda d: int(d.split("/")[-2]))
+    if not dirs:
+        sys.exit("PostgreSQL server binaries not found: apt-get install postgresql")
+    return dirs[-1]
+
+
+class Postgres:
+    def __init__(self, workdir):
+        self.bin = pg_bin()
+        self.dir = os.path.join(workdir, "pg")
+        self.port = free_port()
+        os.makedirs(self.dir)
+        self.as_user = None
+        if os.geteuid() == 0:
+            pw = pwd.getpwnam("postgres")
+            self.as_user = (pw.pw_uid, pw.pw_gid)
+            os.chmod(workdir, 0o755)
+            os.chown(self.dir, pw.pw_uid, pw.pw_gid)
+        self.run("initdb", "-D", self.dir + "/data", "-U", "bench", "--auth=trust", "-E", "UTF8", "--locale=C")
+        opts = f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=300 -c shared_buffers=256MB"
+        self.run("pg_ctl", "-D", self.dir + "/data", "-l", self.dir + "/log", "-w", "-o", opts, "start")
+        self.url = f"postgres://bench@127.0.0.1:{self.port}/postgres"
+
+    def run(self, prog, *args, **kw):
+        def demote():
+            if self.as_user:
+                os.setgroups([])
+                os.setgid(self.as_user[1])
+                os.setuid(self.as_user[0])
+        return subprocess.run([os.path.join(self.bin, prog), *args], check=True, preexec_fn=demote,
+                              stdout=subprocess.DEVNULL, **kw)
+
+    def psql(self, sql, db="postgres"):
+        out = subprocess.run([os.path.join(self.bin, "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "bench",
+                              "-d", db, "-At", "-v", "ON_ERROR_STOP=1", "-c", sql],
+                             check=True, capture_output=True, text=True)
+        return out.stdout.strip()
+
+    def stop(self):
+        try:
+            self.run("pg_ctl", "-D", self.dir + "/data", "-m", "immediate", "stop")
+        except Exception:
+            pass
+
+
+def wrk(url, lua, duration, connections, threads=2):
+    script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
+    script.write(lua)
+    script.close()
+    out = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration}s", "--latency",
+                          "-s", script.name, url], check=True, capture_output=True, text=True).stdout
+    os.unlink(script.name)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+    def pct(p):
+        m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        v, unit = float(m.group(1)), m.group(2)
+        return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    return {"rps": rps, "p50": pct(50), "p99": pct(99), "non2xx": int(non2xx.group(1)) if non2xx else 0,
+            "socket_errors": errors.group(1) if errors else "", "raw": out}
+
+
+def ids_lua(ids_file, path_fmt, body, headers):
+    hdrs = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items())
+    return f"""
+local ids = {{}}
+for line in io.lines("{ids_file}") do ids[#ids + 1] = line end
+local n = 0
+wrk.method = "POST"
+{hdrs}
+function setup(thread) thread:set("offset", math.random(1, #ids)) end
+request = function()
+  n = n + 1
+  local id = ids[((offset + n) % #ids) + 1]
+  return wrk.format(nil, string.format("{path_fmt}", id), nil, string.format({json.dumps(body)}, id))
+end
+"""
+
+
+def http_json(base, method, path, body=None, token=None):
+    req = urllib.request.Request(base + path, method=method, data=json.dumps(body).encode() if body is not None else None)
+    req.add_header("content-type", "application/json")
+    if token:
+        req.add_header("authorization", f"Bearer {token}")
+    with urllib.request.urlopen(req) as r:
+        return json.loads(r.read() or b"null")
+
+
+def rss_peak_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(re.search(r"VmHWM:\s+(\d+)", f.read()).group(1))
+
+
+def wait_http(url, timeout=60):
+    start = time.time()
+    while time.time() - start < timeout:
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except Exception:
+            time.sleep(0.2)
+    sys.exit(f"{url} did not come up")
+
+
+def start_warren(pg, workdir, port, db):
+    env = dict(os.environ, DATABASE_URL=pg.url.rsplit("/", 1)[0] + "/" + db, WARREN_LISTEN=f"127.0.0.1:{port}",
+               WARREN_DATA_DIR=os.path.join(workdir, "warren"), WARREN_JWT_SECRET="bench-secret-bench-secret-bench-secret",
+               WARREN_ALLOW_REGISTRATION="true", RUST_LOG="warn", WARREN_LEASE_TTL_SECS="60")
+    proc = subprocess.Popen([WARREN, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=open(os.path.join(workdir, "warren.log"), "w"))
+    wait_http(f"http://127.0.0.1:{port}/readyz")
+    return proc
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--duration", type=int, default=20)
+    ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument("--tunnels", type=int, default=10_000)
+    ap.add_argument("--reap", type=int, default=100_000)
+    ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--no-build", action="store_true")
+    args = ap.parse_args()
+    for tool in ("wrk", "etcd"):
+        if not shutil.which(tool):
+            sys.exit(f"{tool} not found: apt-get install wrk etcd-server")
+    if not (args.no_build and os.path.exists(WARREN)):
+        subprocess.run(["cargo", "build", "--release", "--bin", "warren"], cwd=ROOT, check=True)
+
+    workdir = tempfile.mkdtemp(prefix="warren-bench-")
+    procs = []
+    pg = Postgres(workdir)
+    results = {}
+    try:
+        pg.psql("CREATE DATABASE warren")
+        port = free_port()
+        warren = start_warren(pg, workdir, port, "warren")
+        procs.append(warren)
+        base = f"http://127.0.0.1:{port}"
+        http_json(base, "POST", "/v1/auth/register", {"email": "bench@example.com", "password": "bench password 123"})
+        jwt = http_json(base, "POST", "/v1/auth/login", {"email": "bench@example.com", "password": "bench password 123"})["accessToken"]
+        token = http_json(base, "POST", "/v1/tokens", {"name": "bench", "scopes": ["tunnels:heartbeat", "tunnels:write"]}, jwt)["token"]
+        account = pg.psql("SELECT account_id FROM users", "warren")
+        pg.psql(f"""INSERT INTO tunnels (id, account_id, slug, status, requested_port, lease_expires_at)
+                    SELECT gen_random_uuid(), '{account}', 'bench-' || i, 'active', 8000, now() + interval '1 day'
+                    FROM generate_series(1, {args.tunnels}) i""", "warren")
+        ids_file = os.path.join(workdir, "ids.txt")
+        with open(ids_file, "w") as f:
+            f.write(pg.psql("SELECT id FROM tunnels WHERE slug LIKE 'bench-%'", "warren") + "\n")
+
+        print("(a) /healthz", flush=True)
+        results["healthz"] = wrk(base + "/healthz", 'wrk.method = "GET"\n', args.duration, args.connections)
+        print("(b) heartbeats", flush=True)
+        hb_lua = ids_lua(ids_file, "/v1/tunnels/%s/heartbeat", "", {"Authorization": f"Bearer {token}"})
+        results["heartbeat"] = wrk(base, hb_lua, args.duration, args.connections)
+        lost = int(pg.psql(f"SELECT count(*) FROM tunnels WHERE slug LIKE 'bench-%' AND last_heartbeat_at IS NULL", "warren"))
+        results["heartbeat"]["never_renewed"] = lost
+
+        print("(c) etcd lease keep-alive", flush=True)
+        etcd_port, peer_port = free_port(), free_port()
+        etcd = subprocess.Popen(["etcd", "--data-dir", os.path.join(workdir, "etcd"), "--listen-client-urls", f"http://127.0.0.1:{etcd_port}",
+                                 "--advertise-client-urls", f"http://127.0.0.1:{etcd_port}", "--listen-peer-urls", f"http://127.0.0.1:{peer_port}",
+                                 "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer_port}",
+                                 "--initial-cluster", f"default=http://127.0.0.1:{peer_port}"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        procs.append(etcd)
+        time.sleep(2)
+        conn = http.client.HTTPConnection("127.0.0.1", etcd_port)
+        lease_ids = []
+        for _ in range(args.tunnels):
+            conn.request("POST", "/v3/lease/grant", json.dumps({"TTL": 3600}), {"content-type": "application/json"})
+            lease_ids.append(json.loads(conn.getresponse().read())["ID"])
+        lease_file = os.path.join(workdir, "leases.txt")
+        with open(lease_file, "w") as f:
+            f.write("\n".join(lease_ids) + "\n")
+        etcd_lua = ids_lua(lease_file, "/v3/lease/keepalive", '{"ID": "%s"}', {"Content-Type": "application/json"})
+        results["etcd"] = wrk(f"http://127.0.0.1:{etcd_port}", etcd_lua, args.duration, args.connections)
+
+        print("(d) pgbench, one UPDATE per heartbeat", flush=True)
+        pg.psql("CREATE DATABASE pgb")
+        pg.psql(f"CREATE TABLE leases (id int PRIMARY KEY, expires_at timestamptz); INSERT INTO leases SELECT i, now() FROM generate_series(1, {args.tunnels}) i", "pgb")
+        script = os.path.join(workdir, "lease.sql")
+        with open(script, "w") as f:
+            f.write(f"\\set id random(1, {args.tunnels})\nUPDATE leases SET expires_at = now() + interval '60 seconds' WHERE id = :id;\n")
+        out = subprocess.run([os.path.join(pg.bin, "pgbench"), "-h", "127.0.0.1", "-p", str(pg.port), "-U", "bench", "-n", "-M", "prepared",
+                              "-c", str(args.connections), "-j", "2", "-T", str(args.duration), "-f", script, "pgb"],
+                             check=True, capture_output=True, text=True).stdout
+        tps = float(re.search(r"tps = ([\d.]+)", out).group(1))
+        lat = float(re.search(r"latency average = ([\d.]+) ms", out).group(1))
+        results["pgbench"] = {"rps": tps, "avg": lat}
+
+        print("(e) a 100,000-lease reap under heartbeat load", flush=True)
+        pg.psql(f"""INSERT INTO tunnels (id, account_id, slug, status, requested_port, lease_expires_at)
+                    SELECT gen_random_uuid(), '{account}', 'reap-' || i, 'active', 8000, date_trunc('second', now()) + interval '8 seconds'
+                    FROM generate_series(1, {args.reap}) i""", "warren")
+        expiry = float(pg.psql("SELECT extract(epoch FROM min(lease_expires_at)) FROM tunnels WHERE slug LIKE 'reap-%'", "warren"))
+        hb_script = os.path.join(workdir, "hb.lua")
+        with open(hb_script, "w") as f:
+            f.write(hb_lua)
+        during = subprocess.Popen(["wrk", "-t", "2", "-c", str(args.connections), "-d", "20s", "--latency", "-s", hb_script, base],
+                                  stdout=subprocess.PIPE, text=True)
+        reaped_at = None
+        while time.time() < expiry + 30:
+            left = int(pg.psql("SELECT count(*) FROM tunnels WHERE slug LIKE 'reap-%' AND status = 'active'", "warren"))
+            if left == 0 and time.time() > expiry:
+                reaped_at = float(pg.psql("SELECT extract(epoch FROM max(at)) FROM tunnel_transitions", "warren"))
+                break
+            time.sleep(0.2)
+        out = during.communicate()[0]
+        rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+        m = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        p99 = float(m.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[m.group(2)]
+        results["reap"] = {"seconds": (reaped_at - expiry) if reaped_at else None, "hb_p99": p99, "hb_rps": rps}
+
+        print("(f) RSS with 100,000 live tunnels under load", flush=True)
+        pg.psql(f"""INSERT INTO tunnels (id, account_id, slug, status, requested_port, lease_expires_at)
+                    SELECT gen_random_uuid(), '{account}', 'live-' || i, 'active', 8000, now() + interval '1 day'
+                    FROM generate_series(1, {args.reap}) i""", "warren")
+        big_ids = os.path.join(workdir, "ids-big.txt")
+        with open(big_ids, "w") as f:
+            f.write(pg.psql("SELECT id FROM tunnels WHERE status = 'active'", "warren") + "\n")
+        wrk(base, ids_lua(big_ids, "/v1/tunnels/%s/heartbeat", "", {"Authorization": f"Bearer {token}"}), min(args.duration, 15), args.connections)
+        results["rss_kb"] = rss_peak_kb(warren.pid)
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        pg.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    print(json.dumps({k: {kk: vv for kk, vv in v.items() if kk != "raw"} if isinstance(v, dict) else v for k, v in results.items()}))
+    report = render(results, args)
+    print(report)
+    if not args.no_write:
+        write_section(os.path.join(ROOT, "BENCHMARKS.md"), "## Heartbeat pipeline", report)
+
+
+def render(r, args):
+    hz, hb, et, pb, reap = r["healthz"], r["heartbeat"], r["etcd"], r["pgbench"], r["reap"]
+    def row(name, x):
+        return f"| {name} | {x['rps']:,.0f} | {x.get('p50', float('nan')):.2f} | {x.get('p99', float('nan')):.2f} |"
+    lines = [
+        "## Heartbeat pipeline",
+        "",
+        f"`bench/heartbeat.py` on {time.strftime('%Y-%m-%d')}: one run, everything on loopback on this 2-core machine, "
+        f"wrk with {args.connections} connections for {args.duration} s per row, {args.tunnels:,} tunnels / leases.",
+        "",
+        "| what | requests/s | p50 ms | p99 ms |",
+        "| --- | ---: | ---: | ---: |",
+        row("(a) Warren `GET /healthz`", hz),
+        row("(b) Warren heartbeats (API token)", hb),
+        row("(c) etcd 3.4 lease keep-alive (JSON gateway)", et),
+        f"| (d) pgbench, one `UPDATE` per heartbeat | {pb['rps']:,.0f} | avg {pb['avg']:.2f} | |",
+        "",
+        "| ratio | target | measured |",
+        "| --- | --- | --- |",
+        f"| heartbeats / etcd keep-alives | ≥ 2.5 | {hb['rps'] / et['rps']:.2f} |",
+        f"| heartbeats / Warren `/healthz` | ≥ 0.5 | {hb['rps'] / hz['rps']:.2f} |",
+        f"| heartbeats / pgbench single-row UPDATEs | | {hb['rps'] / pb['rps']:.2f} |",
+        f"| heartbeat p99 at {args.connections} connections | ≤ 15 ms | {hb['p99']:.2f} ms |",
+        f"| time to reap {args.reap:,} leases expiring together | ≤ 5 s | {reap['seconds']:.2f} s |" if reap["seconds"] is not None else f"| time to reap {args.reap:,} leases | ≤ 5 s | not finished within 30 s |",
+        f"| heartbeat p99 during that reap | ≤ 50 ms | {reap['hb_p99']:.2f} ms ({reap['hb_rps']:,.0f} req/s) |",
+        f"| Warren peak RSS, {args.reap + args.tunnels:,} live tunnels under load | ≤ 150 MB | {r['rss_kb'] / 1024:.0f} MB |",
+        "",
+        f"Heartbeat answers other than 2xx: {hb['non2xx']}; tunnels never renewed during (b): {hb['never_renewed']}.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_section(path, heading, text):
+    old = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
+    parts = re.split(r"(?m)^(?=## )", old)
+    kept = [p for p in parts if not p.startswith(heading)]
+    new = "".join(kept).rstrip() + "\n\n" + text
+    with open(path, "w") as f:
+        f.write(new)
+
+
+if __name__ == "__main__":
+    main()
