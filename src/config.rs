@@ -30,6 +30,10 @@ pub struct Config {
     pub reaper_batch: i64,
     /// Login attempts allowed per client address, and per email, in a minute.
     pub login_attempts_per_minute: u32,
+    /// The most heartbeats renewed by one statement.
+    pub heartbeat_batch_max: usize,
+    /// How many heartbeat batches may be committing at once.
+    pub heartbeat_flushes_in_flight: usize,
 }
 
 impl Config {
@@ -48,6 +52,8 @@ impl Config {
             reaper_interval: Duration::from_millis(500),
             reaper_batch: 2000,
             login_attempts_per_minute: 10,
+            heartbeat_batch_max: 500,
+            heartbeat_flushes_in_flight: 4,
         }
     }
 

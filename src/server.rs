@@ -16,6 +16,7 @@ use crate::auth::jwt::JwtKeys;
 use crate::auth::ratelimit::RateLimiter;
 use crate::config::Config;
 use crate::state::AppState;
+use crate::tunnels::batcher::{Batcher, BatcherSettings};
 use crate::tunnels::reaper;
 
 /// The router for a state.
@@ -57,6 +58,14 @@ impl Server {
             config.access_token_ttl,
         )?;
         let config_attempts = config.login_attempts_per_minute;
+        let (heartbeats, run_batcher) = Batcher::new(
+            pool.clone(),
+            BatcherSettings {
+                lease_ttl: config.lease_ttl,
+                max_batch: config.heartbeat_batch_max,
+                max_in_flight: config.heartbeat_flushes_in_flight,
+            },
+        );
         let state = AppState {
             db: pool,
             config: Arc::new(config),
@@ -66,6 +75,7 @@ impl Server {
                 config_attempts,
                 std::time::Duration::from_secs(60),
             )),
+            heartbeats,
         };
         let listener = TcpListener::bind(state.config.listen)
             .await
@@ -91,6 +101,11 @@ impl Server {
             move |token| cache::listen(db.clone(), tokens.clone(), token),
         ));
 
+        // The heartbeat batcher outlives the HTTP server's drain: requests still in flight
+        // when SIGTERM comes wait for their batch, and the batcher flushes what is queued.
+        let flush_stop = CancellationToken::new();
+        let batcher = run_batcher(flush_stop.clone());
+
         let stop = shutdown.clone();
         let router = app(state.clone());
         tasks.spawn(async move {
@@ -98,6 +113,10 @@ impl Server {
             if let Err(err) = serve(listener, router, async move { until.cancelled().await }).await
             {
                 tracing::error!(error = %err, "HTTP server failed");
+            }
+            flush_stop.cancel();
+            if let Err(err) = batcher.await {
+                tracing::error!(error = %err, "the heartbeat batcher panicked");
             }
             // Whatever ended the server ends the background tasks too.
             stop.cancel();

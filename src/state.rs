@@ -9,6 +9,7 @@ use crate::auth::cache::TokenCache;
 use crate::auth::jwt::JwtKeys;
 use crate::auth::ratelimit::RateLimiter;
 use crate::config::Config;
+use crate::tunnels::batcher::Batcher;
 
 #[derive(Clone, FromRef)]
 pub struct AppState {
@@ -17,4 +18,5 @@ pub struct AppState {
     pub keys: Arc<JwtKeys>,
     pub tokens: Arc<TokenCache>,
     pub login_limiter: Arc<RateLimiter>,
+    pub heartbeats: Batcher,
 }

@@ -13,6 +13,7 @@ use super::error::AppError;
 use super::extract::{ApiJson, ApiPath, ApiQuery, OptionalJson};
 use crate::auth::{tokens, Principal, Scope};
 use crate::state::AppState;
+use crate::tunnels::batcher::Renewal;
 use crate::tunnels::idempotency::{self, Claim};
 use crate::tunnels::store::{self, Cursor, Due, NewTunnel};
 use crate::tunnels::{self, slug, Status, Tunnel, TunnelView};
@@ -307,15 +308,15 @@ async fn heartbeat(
     OptionalJson(_body): OptionalJson<HeartbeatBody>,
 ) -> Result<Response, AppError> {
     caller.require(Scope::TunnelsHeartbeat)?;
-    let mut conn = state.db.acquire().await?;
-    let tunnel =
-        match store::heartbeat(&mut conn, caller.account_id, id, state.config.lease_ttl).await? {
-            Some(tunnel) => tunnel,
-            None => {
-                metrics::counter!("warren_heartbeats_total", "result" => "refused").increment(1);
-                return Err(refused_heartbeat(&mut conn, caller.account_id, id).await?);
-            }
-        };
+    let renewal = Renewal {
+        account_id: caller.account_id,
+        tunnel_id: id,
+    };
+    let Some(tunnel) = state.heartbeats.renew(renewal).await? else {
+        metrics::counter!("warren_heartbeats_total", "result" => "refused").increment(1);
+        let mut conn = state.db.acquire().await?;
+        return Err(refused_heartbeat(&mut conn, caller.account_id, id).await?);
+    };
     metrics::counter!("warren_heartbeats_total", "result" => "accepted").increment(1);
     let interval = HeaderValue::from(state.config.heartbeat_interval_secs());
     Ok((

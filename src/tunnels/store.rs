@@ -275,3 +275,42 @@ pub async fn count_by_status(conn: &mut PgConnection) -> Result<Vec<(String, i64
     .await?;
     Ok(rows.into_iter().map(|r| (r.status, r.count)).collect())
 }
+
+/// Renews many leases in one statement (the heartbeat batch): each tunnel must be live, its
+/// lease unexpired and the renewal's account its owner, else it is left out of the answer.
+/// Rows are locked in id order, so concurrent batches cannot deadlock.
+#[tracing::instrument(skip_all, err, fields(batch = renewals.len()))]
+pub async fn renew_many(
+    conn: &mut PgConnection,
+    renewals: &[super::batcher::Renewal],
+    lease_ttl: Duration,
+) -> Result<Vec<Tunnel>, sqlx::Error> {
+    let ids: Vec<Uuid> = renewals.iter().map(|r| r.tunnel_id).collect();
+    let accounts: Vec<Uuid> = renewals.iter().map(|r| r.account_id).collect();
+    sqlx::query_as!(
+        Tunnel,
+        r#"WITH asked AS (
+               SELECT DISTINCT id, account_id FROM unnest($1::uuid[], $2::uuid[]) AS a(id, account_id)
+           ),
+           locked AS (
+               SELECT t.id FROM tunnels t JOIN asked ON asked.id = t.id AND asked.account_id = t.account_id
+               WHERE t.status IN ('creating', 'active', 'stopping') AND t.lease_expires_at > now()
+               ORDER BY t.id
+               FOR UPDATE OF t
+           )
+           UPDATE tunnels t SET
+               status = CASE WHEN t.status = 'creating' THEN 'active' ELSE t.status END,
+               last_heartbeat_at = date_trunc('milliseconds', now()),
+               lease_expires_at = date_trunc('milliseconds', now()) + $3::bigint * interval '1 millisecond'
+           FROM locked
+           WHERE t.id = locked.id
+             AND t.status IN ('creating', 'active', 'stopping') AND t.lease_expires_at > now()
+           RETURNING t.id, t.account_id, t.slug, t.status, t.requested_port, t.created_at,
+                     t.last_heartbeat_at, t.lease_expires_at, t.stopped_at, t.last_error"#,
+        &ids,
+        &accounts,
+        millis(lease_ttl),
+    )
+    .fetch_all(conn)
+    .await
+}

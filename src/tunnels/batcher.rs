@@ -1,0 +1,180 @@
+//! Group commit for heartbeats: the hot path.
+//!
+//! Every heartbeat request hands its renewal to the batcher and waits. A collector task takes
+//! whatever renewals are waiting (up to `max_batch`), and a flush renews them all in ONE
+//! conditional UPDATE, sorted by tunnel id (so concurrent batches, from this process or from
+//! another replica, always lock rows in the same order and cannot deadlock). Each request is
+//! answered only after its batch has committed, with its own tunnel's new row: a 200 still
+//! means durable, and a tunnel that was not renewed (not live, lease run out, not the
+//! caller's) is reported back as `None` so its request can answer 404/409 on its own.
+//!
+//! There is no fixed waiting window: while up to `max_in_flight` flushes are committing, new
+//! renewals queue up, and the next batch takes them all. Under light load a heartbeat is
+//! flushed at once; under heavy load batches grow with the commit latency.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::PgPool;
+use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::store;
+use super::Tunnel;
+use crate::http::error::AppError;
+
+/// One renewal: the tunnel and the account that asks.
+#[derive(Clone, Copy, Debug)]
+pub struct Renewal {
+    pub account_id: Uuid,
+    pub tunnel_id: Uuid,
+}
+
+type Reply = oneshot::Sender<Result<Option<Tunnel>, BatchError>>;
+
+#[derive(Clone, Copy, Debug)]
+enum BatchError {
+    Unavailable,
+    Failed,
+}
+
+impl From<BatchError> for AppError {
+    fn from(err: BatchError) -> Self {
+        match err {
+            BatchError::Unavailable => AppError::Unavailable(sqlx::Error::PoolTimedOut),
+            BatchError::Failed => AppError::internal(anyhow::anyhow!("the heartbeat batch failed")),
+        }
+    }
+}
+
+/// The handle requests use; cheap to clone.
+#[derive(Clone)]
+pub struct Batcher {
+    queue: mpsc::Sender<(Renewal, Reply)>,
+}
+
+pub struct BatcherSettings {
+    pub lease_ttl: Duration,
+    pub max_batch: usize,
+    pub max_in_flight: usize,
+}
+
+impl Batcher {
+    /// The handle and the collector task to run (until `stop`, then it drains the queue).
+    pub fn new(
+        pool: PgPool,
+        settings: BatcherSettings,
+    ) -> (
+        Self,
+        impl FnOnce(CancellationToken) -> tokio::task::JoinHandle<()>,
+    ) {
+        let (queue, rx) = mpsc::channel(settings.max_batch * 8);
+        let run = move |stop: CancellationToken| tokio::spawn(collect(pool, settings, rx, stop));
+        (Self { queue }, run)
+    }
+
+    /// Renews the lease; `Ok(None)` when nothing was renewed (see the module docs).
+    pub async fn renew(&self, renewal: Renewal) -> Result<Option<Tunnel>, AppError> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send((renewal, reply))
+            .await
+            .map_err(|_| AppError::Unavailable(sqlx::Error::PoolClosed))?;
+        match answer.await {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(AppError::Unavailable(sqlx::Error::PoolClosed)),
+        }
+    }
+}
+
+async fn collect(
+    pool: PgPool,
+    settings: BatcherSettings,
+    mut rx: mpsc::Receiver<(Renewal, Reply)>,
+    stop: CancellationToken,
+) {
+    let settings = Arc::new(settings);
+    let permits = Arc::new(Semaphore::new(settings.max_in_flight));
+    loop {
+        let first = tokio::select! {
+            biased;
+            item = rx.recv() => item,
+            _ = stop.cancelled() => None,
+        };
+        let Some(first) = first else {
+            break;
+        };
+        let permit = permits
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
+        // Everything that queued while we waited for a free flush rides along.
+        let mut batch = vec![first];
+        while batch.len() < settings.max_batch {
+            match rx.try_recv() {
+                Ok(item) => batch.push(item),
+                Err(_) => break,
+            }
+        }
+        let (pool, settings) = (pool.clone(), settings.clone());
+        tokio::spawn(async move {
+            flush(&pool, &settings, batch).await;
+            drop(permit);
+        });
+    }
+    // Shutting down: answer what is still queued, then wait for every flush to finish.
+    rx.close();
+    loop {
+        let mut rest = Vec::new();
+        while rest.len() < settings.max_batch {
+            match rx.try_recv() {
+                Ok(item) => rest.push(item),
+                Err(_) => break,
+            }
+        }
+        if rest.is_empty() {
+            break;
+        }
+        flush(&pool, &settings, rest).await;
+    }
+    let _ = permits.acquire_many(settings.max_in_flight as u32).await;
+}
+
+async fn flush(pool: &PgPool, settings: &BatcherSettings, batch: Vec<(Renewal, Reply)>) {
+    metrics::histogram!("warren_heartbeat_batch_size").record(batch.len() as f64);
+    let renewals: Vec<Renewal> = batch.iter().map(|(r, _)| *r).collect();
+    let result = match pool.acquire().await {
+        Ok(mut conn) => store::renew_many(&mut conn, &renewals, settings.lease_ttl).await,
+        Err(err) => Err(err),
+    };
+    match result {
+        Ok(rows) => {
+            let by_id: HashMap<Uuid, Tunnel> = rows.into_iter().map(|t| (t.id, t)).collect();
+            for (renewal, reply) in batch {
+                let row = by_id
+                    .get(&renewal.tunnel_id)
+                    .filter(|t| t.account_id == renewal.account_id)
+                    .cloned();
+                let _ = reply.send(Ok(row));
+            }
+        }
+        Err(err) => {
+            let kind = match AppError::from(err) {
+                AppError::Unavailable(err) => {
+                    tracing::warn!(error = %err, "heartbeat batch: database unavailable");
+                    BatchError::Unavailable
+                }
+                other => {
+                    tracing::error!(error = ?other, "heartbeat batch failed");
+                    BatchError::Failed
+                }
+            };
+            for (_, reply) in batch {
+                let _ = reply.send(Err(kind));
+            }
+        }
+    }
+}

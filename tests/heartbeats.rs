@@ -1,0 +1,162 @@
+//! The heartbeat pipeline's semantics (group commit): speed is measured by bench/, not here.
+mod common;
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use common::*;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+async fn tunnels(app: &TestApp, token: &str, n: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for _ in 0..n {
+        let t = app.tunnel(token, json!({"requestedPort": 8080})).await;
+        ids.push(t["id"].as_str().unwrap().to_owned());
+    }
+    ids
+}
+
+async fn stored_heartbeats(app: &TestApp) -> HashMap<String, Option<DateTime<Utc>>> {
+    let rows: Vec<(Uuid, Option<DateTime<Utc>>)> =
+        sqlx::query_as("SELECT id, last_heartbeat_at FROM tunnels")
+            .fetch_all(&app.db)
+            .await
+            .unwrap();
+    rows.into_iter()
+        .map(|(id, at)| (id.to_string(), at))
+        .collect()
+}
+
+fn at(v: &Value) -> DateTime<Utc> {
+    v["lease"]["lastHeartbeatAt"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn every_heartbeat_answered_200_is_in_the_database() {
+    let app = TestApp::spawn_with(|c| c.heartbeat_flushes_in_flight = 2).await;
+    let user = app.user().await;
+    let token = app.api_token(&user, &["tunnels:heartbeat"]).await;
+    let ids = tunnels(&app, &user.token, 40).await;
+    let requests = (0..400).map(|i| app.heartbeat(&token, &ids[i % ids.len()]));
+    let responses = futures::future::join_all(requests).await;
+    let mut latest: HashMap<String, DateTime<Utc>> = HashMap::new();
+    for response in responses {
+        let body = json_of(response, StatusCode::OK).await;
+        let id = body["id"].as_str().unwrap().to_owned();
+        let when = at(&body);
+        let entry = latest.entry(id).or_insert(when);
+        *entry = (*entry).max(when);
+    }
+    assert_eq!(
+        latest.len(),
+        ids.len(),
+        "every request answered its own tunnel"
+    );
+    let stored = stored_heartbeats(&app).await;
+    for (id, acknowledged) in latest {
+        let stored = stored[&id].expect("renewed");
+        assert!(
+            stored >= acknowledged,
+            "tunnel {id}: acknowledged {acknowledged}, stored {stored}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_batch_with_a_terminal_or_foreign_tunnel_refuses_only_that_request() {
+    let app = TestApp::spawn_with(|c| c.heartbeat_flushes_in_flight = 1).await;
+    let user = app.user().await;
+    let other = app.user().await;
+    let ids = tunnels(&app, &user.token, 20).await;
+    let stopped = ids[7].clone();
+    app.patch(
+        &format!("/v1/tunnels/{stopped}"),
+        &user.token,
+        json!({"status": "stopping"}),
+    )
+    .await;
+    app.patch(
+        &format!("/v1/tunnels/{stopped}"),
+        &user.token,
+        json!({"status": "stopped"}),
+    )
+    .await;
+    let foreign = app.tunnel(&other.token, json!({"requestedPort": 1})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let mut requests = Vec::new();
+    for id in &ids {
+        requests.push((id.clone(), app.heartbeat(&user.token, id)));
+    }
+    requests.push((foreign.clone(), app.heartbeat(&user.token, &foreign)));
+    let (names, futures): (Vec<_>, Vec<_>) = requests.into_iter().unzip();
+    let responses = futures::future::join_all(futures).await;
+    for (id, response) in names.into_iter().zip(responses) {
+        if id == stopped {
+            problem_of(response, StatusCode::CONFLICT, "tunnel_not_live").await;
+        } else if id == foreign {
+            problem_of(response, StatusCode::NOT_FOUND, "not_found").await;
+        } else {
+            assert_eq!(json_of(response, StatusCode::OK).await["status"], "active");
+        }
+    }
+    let untouched: Option<DateTime<Utc>> =
+        sqlx::query_scalar("SELECT last_heartbeat_at FROM tunnels WHERE id = $1")
+            .bind(Uuid::parse_str(&foreign).unwrap())
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(
+        untouched, None,
+        "another account's heartbeat renewed the tunnel"
+    );
+}
+
+#[tokio::test]
+async fn stopping_the_server_answers_or_refuses_in_flight_heartbeats_and_loses_none_it_answered() {
+    let app = TestApp::spawn().await;
+    let user = app.user().await;
+    let token = app.api_token(&user, &["tunnels:heartbeat"]).await;
+    let ids = tunnels(&app, &user.token, 30).await;
+    let db = app.db.clone();
+    let client = app.client.clone();
+    let base = app.base.clone();
+    let load = tokio::spawn(async move {
+        let requests = (0..300).map(|i| {
+            let url = format!("{base}/v1/tunnels/{}/heartbeat", ids[i % ids.len()]);
+            client.post(url).bearer_auth(&token).send()
+        });
+        futures::future::join_all(requests).await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    app.stop().await;
+    let responses = load.await.unwrap();
+    let mut answered = 0;
+    for response in responses.into_iter().flatten() {
+        if response.status() != StatusCode::OK {
+            continue;
+        }
+        let body: Value = response.json().await.unwrap();
+        let id = Uuid::parse_str(body["id"].as_str().unwrap()).unwrap();
+        let stored: Option<DateTime<Utc>> =
+            sqlx::query_scalar("SELECT last_heartbeat_at FROM tunnels WHERE id = $1")
+                .bind(id)
+                .fetch_one(&db)
+                .await
+                .unwrap();
+        assert!(
+            stored.unwrap() >= at(&body),
+            "an acknowledged heartbeat was lost"
+        );
+        answered += 1;
+    }
+    assert!(answered > 0, "no heartbeat was answered before the stop");
+}
