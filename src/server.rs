@@ -13,6 +13,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::jwt::JwtKeys;
 use crate::config::Config;
+use crate::connectors::store::Clocks;
+use crate::connectors::sweeper;
 use crate::state::AppState;
 use crate::tunnels::reaper;
 
@@ -73,6 +75,17 @@ impl Server {
                 token,
             )
         }));
+
+        let (db, config) = (state.db.clone(), state.config.clone());
+        let clocks = Clocks {
+            lease_ttl: config.lease_ttl,
+            grace: config.reconnect_grace,
+        };
+        tasks.spawn(supervise(
+            "connector sweeper",
+            shutdown.clone(),
+            move |token| sweeper::run(db.clone(), config.connector_sweep_interval, clocks, token),
+        ));
 
         let stop = shutdown.clone();
         let router = app(state.clone());
