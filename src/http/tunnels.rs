@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::error::AppError;
 use super::extract::{ApiJson, ApiPath, ApiQuery, OptionalJson};
 use crate::auth::{Principal, Scope};
+use crate::connectors::{self, origin::OriginIp};
 use crate::state::AppState;
 use crate::tunnels::store::{self, Due, NewTunnel};
 use crate::tunnels::{self, slug, Status, Tunnel, TunnelView};
@@ -153,7 +154,7 @@ async fn show(
 }
 
 /// The tunnel as it is now (a run-out lease expired first), or 404.
-async fn current(
+pub(crate) async fn current(
     conn: &mut sqlx::PgConnection,
     account_id: Uuid,
     id: Uuid,
@@ -171,23 +172,47 @@ async fn current(
         .ok_or(AppError::NotFound("tunnel"))
 }
 
+/// A heartbeat's optional body. `connector` is validated by hand (see
+/// [`connectors::parse_report`]) so that every error names its field, and before anything
+/// touches the database, so a bad report changes nothing, not even the lease.
 #[derive(Deserialize)]
-pub struct HeartbeatBody {}
+pub struct HeartbeatBody {
+    #[serde(default)]
+    connector: Option<Value>,
+}
 
 #[tracing::instrument(skip_all, err)]
 async fn heartbeat(
     State(state): State<AppState>,
     caller: Principal,
     ApiPath(id): ApiPath<Uuid>,
-    OptionalJson(_body): OptionalJson<HeartbeatBody>,
+    OriginIp(origin_ip): OriginIp,
+    OptionalJson(body): OptionalJson<HeartbeatBody>,
 ) -> Result<Response, AppError> {
     caller.require(Scope::TunnelsHeartbeat)?;
+    let report = match body.and_then(|b| b.connector) {
+        Some(value) => connectors::parse_report(&value)?,
+        None => None,
+    };
+    let (account_id, ttl) = (caller.account_id, state.config.lease_ttl);
     let mut conn = state.db.acquire().await?;
-    let tunnel =
-        match store::heartbeat(&mut conn, caller.account_id, id, state.config.lease_ttl).await? {
-            Some(tunnel) => tunnel,
-            None => return Err(refused_heartbeat(&mut conn, caller.account_id, id).await?),
-        };
+    let renewed = match &report {
+        None => store::heartbeat(&mut conn, account_id, id, ttl).await?,
+        Some(report) => {
+            connectors::store::heartbeat(
+                &mut conn,
+                account_id,
+                id,
+                ttl,
+                report,
+                origin_ip.as_deref(),
+            )
+            .await?
+        }
+    };
+    let Some(tunnel) = renewed else {
+        return Err(refused_heartbeat(&mut conn, account_id, id).await?);
+    };
     let interval = HeaderValue::from(state.config.heartbeat_interval_secs());
     Ok((
         [(HeaderName::from_static(HEARTBEAT_INTERVAL_HEADER), interval)],
