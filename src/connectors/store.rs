@@ -220,7 +220,7 @@ pub async fn sweep(conn: &mut PgConnection, clocks: Clocks) -> Result<u64, sqlx:
            ),
            gone_connections AS (
                DELETE FROM connections k
-               WHERE k.dropped_at + $2::bigint * interval '1 millisecond' <= now()
+               WHERE k.dropped_at <= now() - $2::bigint * interval '1 millisecond'
                RETURNING 1
            )
            SELECT (SELECT count(*) FROM gone_connectors) + (SELECT count(*) FROM gone_connections) AS "n!""#,
