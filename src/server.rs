@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::cache::{self, TokenCache};
 use crate::auth::jwt::JwtKeys;
 use crate::config::Config;
 use crate::connectors::store::Clocks;
@@ -49,6 +50,7 @@ impl Server {
     /// Builds the state on `pool` (already migrated), binds `config.listen`, and starts
     /// serving and the background tasks.
     pub async fn start(config: Config, pool: PgPool) -> anyhow::Result<Self> {
+        crate::http::metrics::handle();
         let keys = JwtKeys::load(
             config.jwt_secret.as_deref(),
             &config.data_dir,
@@ -58,6 +60,7 @@ impl Server {
             db: pool,
             config: Arc::new(config),
             keys: Arc::new(keys),
+            tokens: Arc::new(TokenCache::new()),
         };
         let listener = TcpListener::bind(state.config.listen)
             .await
@@ -85,6 +88,13 @@ impl Server {
             "connector sweeper",
             shutdown.clone(),
             move |token| sweeper::run(db.clone(), config.connector_sweep_interval, clocks, token),
+        ));
+
+        let (db, tokens) = (state.db.clone(), state.tokens.clone());
+        tasks.spawn(supervise(
+            "token-revocations",
+            shutdown.clone(),
+            move |token| cache::listen(db.clone(), tokens.clone(), token),
         ));
 
         let stop = shutdown.clone();

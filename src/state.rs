@@ -5,6 +5,7 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 use sqlx::PgPool;
 
+use crate::auth::cache::TokenCache;
 use crate::auth::jwt::JwtKeys;
 use crate::config::Config;
 
@@ -13,4 +14,5 @@ pub struct AppState {
     pub db: PgPool,
     pub config: Arc<Config>,
     pub keys: Arc<JwtKeys>,
+    pub tokens: Arc<TokenCache>,
 }

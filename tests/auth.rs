@@ -445,3 +445,68 @@ async fn another_accounts_token_cannot_be_revoked() {
     let listed = json_of(app.get("/v1/tokens", &mallory.token).await, StatusCode::OK).await;
     assert_eq!(listed, json!([]));
 }
+
+#[tokio::test]
+async fn api_tokens_are_served_from_memory_and_a_revocation_reaches_every_server_within_a_second() {
+    let a = TestApp::spawn().await;
+    let b = TestApp::on_database(&a.database_url, |_| {}).await;
+    let user = a.user().await;
+    let cached = a.api_token(&user, &["tunnels:read"]).await;
+    let revoked = json_of(
+        a.post(
+            "/v1/tokens",
+            &user.token,
+            json!({"name": "soon revoked", "scopes": ["tunnels:read"]}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let revoked_token = revoked["token"].as_str().unwrap();
+    // Warm B's cache (its revocation listener connects right after start).
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    for token in [cached.as_str(), revoked_token] {
+        assert_eq!(b.get("/v1/tunnels", token).await.status(), StatusCode::OK);
+    }
+
+    // Served from memory: a row removed behind Warren's back (triggers off, so no NOTIFY)
+    // is still accepted by the server that cached it.
+    let mut conn = b.db.acquire().await.unwrap();
+    sqlx::query("SET session_replication_role = replica")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM api_tokens WHERE name = 'test'")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    sqlx::query("SET session_replication_role = origin")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    drop(conn);
+    assert_eq!(b.get("/v1/tunnels", &cached).await.status(), StatusCode::OK);
+
+    // A real revocation on A: refused by A at once, by B as soon as the NOTIFY arrives.
+    let id = revoked["id"].as_str().unwrap();
+    assert_eq!(
+        a.delete(&format!("/v1/tokens/{id}"), &user.token)
+            .await
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        a.get("/v1/tunnels", revoked_token).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let start = std::time::Instant::now();
+    while b.get("/v1/tunnels", revoked_token).await.status() != StatusCode::UNAUTHORIZED {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(1),
+            "B still accepts a revoked token"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    b.stop().await;
+    a.stop().await;
+}

@@ -195,7 +195,10 @@ pub fn problem(
         "code": code,
     });
     if let Value::Object(map) = &mut body {
-        map.extend(extra);
+        // Extension members never replace the standard ones.
+        for (key, value) in extra {
+            map.entry(key).or_insert(value);
+        }
     }
     let mut response = (status, body.to_string()).into_response();
     response

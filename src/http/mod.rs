@@ -6,6 +6,7 @@ pub mod connectors;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod metrics;
 pub mod tokens;
 pub mod tunnels;
 
@@ -32,6 +33,7 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::router())
+        .merge(metrics::router())
         .merge(auth::router())
         .merge(tokens::router())
         .merge(tunnels::router())
@@ -55,6 +57,7 @@ pub fn router(state: AppState) -> Router {
                         .unwrap_or("unmatched");
                     tracing::info_span!("http", method = %req.method(), route)
                 }))
+                .layer(middleware::from_fn(metrics::track))
                 .layer(middleware::from_fn(crate::compat::envelope_errors))
                 .layer(CatchPanicLayer::custom(panic_response))
                 .layer(middleware::map_response(ensure_problem))

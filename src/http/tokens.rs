@@ -147,9 +147,10 @@ async fn revoke(
 ) -> Result<StatusCode, AppError> {
     caller.require(Scope::TokensWrite)?;
     let mut conn = state.db.acquire().await?;
-    if tokens::delete(&mut conn, caller.account_id, id).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(AppError::NotFound("token"))
-    }
+    let hash = tokens::delete(&mut conn, caller.account_id, id)
+        .await?
+        .ok_or(AppError::NotFound("token"))?;
+    // Refused here at once; other processes hear of it through the database's NOTIFY.
+    state.tokens.evict(&hash);
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -1,5 +1,6 @@
 //! Tunnels: the state machine, their JSON shape, and the rules a request must follow.
 
+pub mod idempotency;
 pub mod reaper;
 pub mod slug;
 pub mod store;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use super::store;
+use super::{idempotency, store};
 
 pub async fn run(pool: PgPool, interval: Duration, batch: i64, shutdown: CancellationToken) {
     let mut ticker = tokio::time::interval(interval);
@@ -42,8 +42,12 @@ pub async fn sweep(
         total += expired.len();
         for (id, status) in &expired {
             tracing::debug!(tunnel_id = %id, status, "lease expired");
+            metrics::counter!("warren_reaper_transitions_total", "to" => status.clone())
+                .increment(1);
         }
         if (expired.len() as i64) < batch || shutdown.is_cancelled() {
+            // Housekeeping that rides along: idempotency keys past their 24 hours.
+            idempotency::purge_expired(&mut conn, batch).await?;
             return Ok(total);
         }
     }

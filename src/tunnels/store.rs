@@ -129,12 +129,21 @@ pub async fn live_holder(
     Ok(row.map(|r| (r.id, r.account_id)))
 }
 
-/// The account's tunnels, newest first; only live ones unless `include_inactive`.
+/// Where a page of the tunnel list starts: after this tunnel in newest-first order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cursor {
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub id: Uuid,
+}
+
+/// A page of the account's tunnels, newest first; only live ones unless `include_inactive`.
 #[tracing::instrument(skip_all, err)]
 pub async fn list(
     conn: &mut PgConnection,
     account_id: Uuid,
     include_inactive: bool,
+    after: Option<Cursor>,
+    limit: i64,
 ) -> Result<Vec<Tunnel>, sqlx::Error> {
     sqlx::query_as!(
         Tunnel,
@@ -142,9 +151,14 @@ pub async fn list(
                   last_heartbeat_at, lease_expires_at, stopped_at, last_error
            FROM tunnels
            WHERE account_id = $1 AND ($2 OR status IN ('creating', 'active', 'stopping'))
-           ORDER BY created_at DESC, id DESC"#,
+             AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4::uuid))
+           ORDER BY created_at DESC, id DESC
+           LIMIT $5"#,
         account_id,
-        include_inactive
+        include_inactive,
+        after.map(|c| c.created_at),
+        after.map(|c| c.id),
+        limit,
     )
     .fetch_all(conn)
     .await
@@ -246,4 +260,18 @@ pub async fn delete_terminal(
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// How many tunnels are in each state (every state, zero included), for `/metrics`.
+#[tracing::instrument(skip_all, err)]
+pub async fn count_by_status(conn: &mut PgConnection) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"SELECT s.status AS "status!", count(t.id) AS "count!"
+           FROM unnest(ARRAY['creating', 'active', 'stopping', 'stopped', 'failed']) AS s(status)
+           LEFT JOIN tunnels t ON t.status = s.status
+           GROUP BY s.status"#
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.status, r.count)).collect())
 }
