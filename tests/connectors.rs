@@ -523,3 +523,32 @@ async fn the_sweeper_deletes_rows_past_their_grace() {
     .unwrap();
     assert_eq!(rows, (0, 0));
 }
+
+#[tokio::test]
+async fn a_tunnel_whose_lease_expires_shows_its_connectors_pending_and_refuses_new_reports() {
+    let app = TestApp::spawn_with(|c| {
+        c.lease_ttl = Duration::from_secs(1);
+        c.reconnect_grace = Duration::from_secs(2);
+    })
+    .await;
+    let (user, tunnel) = setup(&app).await;
+    let (client, k) = (Uuid::new_v4(), Uuid::new_v4());
+    reported(&app, &user.token, &tunnel, report(client, &[(k, "FRA")])).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let shown = app.get(&format!("/v1/tunnels/{tunnel}"), &user.token).await;
+    assert_eq!(json_of(shown, StatusCode::OK).await["status"], "failed");
+    assert_eq!(
+        states(&connections(&app, &user.token, &tunnel).await),
+        [(s(k), true)]
+    );
+    // A late report is refused and records nothing: the connection stays pending.
+    let late = report(client, &[(k, "FRA"), (Uuid::new_v4(), "AMS")]);
+    let refused = beat(&app, &user.token, &tunnel, late).await;
+    problem_of(refused, StatusCode::CONFLICT, "lease_expired").await;
+    assert_eq!(
+        states(&connections(&app, &user.token, &tunnel).await),
+        [(s(k), true)]
+    );
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    assert_eq!(connections(&app, &user.token, &tunnel).await, json!([]));
+}
