@@ -16,6 +16,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// HS256 key for access tokens; `None` generates one once and keeps it in `data_dir`.
     pub jwt_secret: Option<String>,
+    /// Keys that signed access tokens before a rotation, still accepted.
+    pub jwt_previous_secrets: Vec<String>,
     /// A tunnel's hostname is `{slug}.{base_domain}`.
     pub base_domain: String,
     /// How long a lease lasts without a heartbeat.
@@ -34,6 +36,8 @@ pub struct Config {
     pub trusted_proxies: TrustedProxies,
     /// How often connectors and connections past their grace are deleted.
     pub connector_sweep_interval: Duration,
+    /// Login attempts allowed per client address, and per email, in a minute.
+    pub login_attempts_per_minute: u32,
 }
 
 impl Config {
@@ -44,6 +48,7 @@ impl Config {
             database_url: None,
             data_dir: PathBuf::from("./warren-data"),
             jwt_secret: None,
+            jwt_previous_secrets: Vec::new(),
             base_domain: "localhost".to_owned(),
             lease_ttl: Duration::from_secs(60),
             allow_registration: false,
@@ -53,6 +58,7 @@ impl Config {
             reconnect_grace: Duration::from_secs(300),
             trusted_proxies: TrustedProxies::default(),
             connector_sweep_interval: Duration::from_secs(30),
+            login_attempts_per_minute: 10,
         }
     }
 

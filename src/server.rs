@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::cache::{self, TokenCache};
 use crate::auth::jwt::JwtKeys;
+use crate::auth::ratelimit::RateLimiter;
 use crate::config::Config;
 use crate::connectors::store::Clocks;
 use crate::connectors::sweeper;
@@ -53,14 +54,20 @@ impl Server {
         crate::http::metrics::handle();
         let keys = JwtKeys::load(
             config.jwt_secret.as_deref(),
+            &config.jwt_previous_secrets,
             &config.data_dir,
             config.access_token_ttl,
         )?;
+        let config_attempts = config.login_attempts_per_minute;
         let state = AppState {
             db: pool,
             config: Arc::new(config),
             keys: Arc::new(keys),
             tokens: Arc::new(TokenCache::new()),
+            login_limiter: Arc::new(RateLimiter::new(
+                config_attempts,
+                std::time::Duration::from_secs(60),
+            )),
         };
         let listener = TcpListener::bind(state.config.listen)
             .await

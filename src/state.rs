@@ -7,6 +7,7 @@ use sqlx::PgPool;
 
 use crate::auth::cache::TokenCache;
 use crate::auth::jwt::JwtKeys;
+use crate::auth::ratelimit::RateLimiter;
 use crate::config::Config;
 
 #[derive(Clone, FromRef)]
@@ -15,4 +16,5 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub keys: Arc<JwtKeys>,
     pub tokens: Arc<TokenCache>,
+    pub login_limiter: Arc<RateLimiter>,
 }

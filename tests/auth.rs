@@ -510,3 +510,81 @@ async fn api_tokens_are_served_from_memory_and_a_revocation_reaches_every_server
     b.stop().await;
     a.stop().await;
 }
+
+#[tokio::test]
+async fn login_attempts_are_rate_limited_per_email_and_per_address_with_retry_after() {
+    let app = TestApp::spawn_with(|c| c.login_attempts_per_minute = 3).await;
+    json_of(
+        app.register("limited@example.com", PASSWORD).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    for _ in 0..3 {
+        problem_of(
+            app.login("limited@example.com", "wrong password!!").await,
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+        )
+        .await;
+    }
+    // Even the right password waits now.
+    let response = app.login("limited@example.com", PASSWORD).await;
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after));
+    problem_of(response, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    // The address is spent too, whatever the email.
+    problem_of(
+        app.login("someone-else@example.com", PASSWORD).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn access_tokens_survive_a_key_rotation_while_the_old_key_is_listed() {
+    let old_secret = "the-old-signing-secret-of-at-least-32-chars";
+    let new_secret = "the-new-signing-secret-of-at-least-32-chars";
+    let before = TestApp::spawn_with(|c| c.jwt_secret = Some(old_secret.into())).await;
+    let user = before.user().await;
+    let rotated = TestApp::on_database(&before.database_url, |c| {
+        c.jwt_secret = Some(new_secret.into());
+        c.jwt_previous_secrets = vec![old_secret.into()];
+    })
+    .await;
+    assert_eq!(
+        rotated.get("/v1/tunnels", &user.token).await.status(),
+        StatusCode::OK
+    );
+    // Tokens issued after the rotation carry the new key's id and work too.
+    let fresh = json_of(rotated.login(&user.email, PASSWORD).await, StatusCode::OK).await;
+    assert_eq!(
+        rotated
+            .get("/v1/tunnels", fresh["accessToken"].as_str().unwrap())
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    // Once the old key is dropped, its tokens are refused.
+    let dropped = TestApp::on_database(&before.database_url, |c| {
+        c.jwt_secret = Some(new_secret.into())
+    })
+    .await;
+    problem_of(
+        dropped.get("/v1/tunnels", &user.token).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    )
+    .await;
+    assert_eq!(
+        dropped
+            .get("/v1/tunnels", fresh["accessToken"].as_str().unwrap())
+            .await
+            .status(),
+        StatusCode::OK
+    );
+}

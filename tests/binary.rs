@@ -174,3 +174,99 @@ async fn warren_migrate_applies_the_migrations_and_exits() {
     assert_eq!(applied as usize, warren::db::MIGRATOR.iter().count());
     let _ = std::fs::remove_dir_all(&data_dir);
 }
+
+#[tokio::test]
+async fn tokens_and_passwords_never_appear_in_the_logs_even_at_trace_level() {
+    let url = fresh_database().await;
+    let data_dir = scratch_dir("warren-logs");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let log_path = data_dir.join("warren.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut child = warren(&["serve"], &data_dir, port)
+        .env("DATABASE_URL", &url)
+        .env("RUST_LOG", "trace")
+        .env("WARREN_LOG_FORMAT", "json")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    wait_healthy(&base, &mut child).await;
+    let client = reqwest::Client::new();
+    let password = "a-very-secret-password-0451";
+    client
+        .post(format!("{base}/v1/auth/register"))
+        .json(&json!({"email": "quiet@example.com", "password": password}))
+        .send()
+        .await
+        .unwrap();
+    client
+        .post(format!("{base}/v1/auth/login"))
+        .json(&json!({"email": "quiet@example.com", "password": "wrong-but-secret-9921"}))
+        .send()
+        .await
+        .unwrap();
+    let login = json_of(
+        client
+            .post(format!("{base}/v1/auth/login"))
+            .json(&json!({"email": "quiet@example.com", "password": password}))
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    let jwt = login["accessToken"].as_str().unwrap().to_owned();
+    let created = json_of(
+        client
+            .post(format!("{base}/v1/tokens"))
+            .bearer_auth(&jwt)
+            .json(&json!({"name": "agent", "scopes": ["tunnels:read"]}))
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::CREATED,
+    )
+    .await;
+    let api_token = created["token"].as_str().unwrap().to_owned();
+    client
+        .get(format!("{base}/v1/tunnels"))
+        .bearer_auth(&api_token)
+        .send()
+        .await
+        .unwrap();
+    client
+        .get(format!("{base}/client/v4/accounts/x/cfd_tunnel"))
+        .header("x-auth-email", "quiet@example.com")
+        .header("x-auth-key", &api_token)
+        .send()
+        .await
+        .unwrap();
+    client
+        .get(format!("{base}/v1/tunnels"))
+        .bearer_auth("wrn_forged-secret-value-1234")
+        .send()
+        .await
+        .unwrap();
+    assert!(terminate(child).success());
+
+    let logs = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        logs.contains("/v1/auth/login"),
+        "the requests were logged at all"
+    );
+    for secret in [
+        password,
+        "wrong-but-secret-9921",
+        jwt.as_str(),
+        api_token.as_str(),
+        &api_token[4..],
+        "forged-secret-value-1234",
+    ] {
+        assert!(
+            !logs.contains(secret),
+            "a secret leaked into the logs: {secret}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&data_dir);
+}

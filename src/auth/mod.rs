@@ -3,6 +3,7 @@
 pub mod cache;
 pub mod jwt;
 pub mod password;
+pub mod ratelimit;
 pub mod tokens;
 pub mod users;
 

@@ -1,6 +1,8 @@
 //! `POST /v1/auth/register` and `POST /v1/auth/login`.
 
-use axum::extract::State;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
@@ -116,8 +118,17 @@ pub struct LoggedIn {
 #[tracing::instrument(skip_all, err)]
 async fn login(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     ApiJson(body): ApiJson<Credentials>,
 ) -> Result<Json<LoggedIn>, AppError> {
+    // Both counted on every attempt, so neither guessing one account's password from many
+    // addresses nor many accounts' from one address gets far.
+    let limiter = &state.login_limiter;
+    let by_address = limiter.attempt(&format!("ip:{}", peer.ip()));
+    let by_email = limiter.attempt(&format!("email:{}", body.email.trim().to_lowercase()));
+    if let Err(retry_after) = by_address.and(by_email) {
+        return Err(AppError::RateLimited { retry_after });
+    }
     let user = {
         let mut conn = state.db.acquire().await?;
         users::credentials_by_email(&mut conn, body.email.trim()).await?

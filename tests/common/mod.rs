@@ -130,6 +130,7 @@ pub fn test_config(database_url: &str) -> Config {
         jwt_secret: Some(JWT_SECRET.to_owned()),
         allow_registration: true,
         reaper_interval: Duration::from_millis(200),
+        login_attempts_per_minute: 10_000,
         ..Config::with_defaults()
     }
 }
