@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::Config;
+use crate::connectors::origin::TrustedProxies;
 
 #[derive(Parser, Debug)]
 #[command(name = "warren", version, about = "A self-hosted tunnel registry")]
@@ -63,6 +64,12 @@ pub struct ServeArgs {
     /// Open sign-up (the very first user may always register).
     #[arg(long, env = "WARREN_ALLOW_REGISTRATION", default_value_t = false, action = clap::ArgAction::Set)]
     pub allow_registration: bool,
+    /// How long, in seconds, a connection no longer reported stays listed as pending reconnect.
+    #[arg(long, env = "WARREN_RECONNECT_GRACE_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(0..=86400))]
+    pub reconnect_grace_secs: u64,
+    /// Comma-separated IPs/CIDRs of proxies whose `X-Forwarded-For` is believed.
+    #[arg(long, env = "WARREN_TRUSTED_PROXIES", default_value = "", value_parser = TrustedProxies::parse)]
+    pub trusted_proxies: TrustedProxies,
     /// Log format: `text` or `json`.
     #[arg(long, env = "WARREN_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
@@ -91,6 +98,8 @@ impl ServeArgs {
             base_domain,
             lease_ttl: Duration::from_secs(self.lease_ttl_secs),
             allow_registration: self.allow_registration,
+            reconnect_grace: Duration::from_secs(self.reconnect_grace_secs),
+            trusted_proxies: self.trusted_proxies.clone(),
             ..defaults
         }
     }

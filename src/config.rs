@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::connectors::origin::TrustedProxies;
+
 #[derive(Clone, Debug)]
 pub struct Config {
     /// Address to listen on.
@@ -28,6 +30,12 @@ pub struct Config {
     pub reaper_interval: Duration,
     /// How many leases the reaper expires in one statement.
     pub reaper_batch: i64,
+    /// How long a connection that stopped being reported stays listed as pending reconnect.
+    pub reconnect_grace: Duration,
+    /// Proxies whose `X-Forwarded-For` is believed for a connector's `originIp`.
+    pub trusted_proxies: TrustedProxies,
+    /// How often connectors and connections past their grace are deleted.
+    pub connector_sweep_interval: Duration,
     /// Login attempts allowed per client address, and per email, in a minute.
     pub login_attempts_per_minute: u32,
     /// The most heartbeats renewed by one statement.
@@ -51,6 +59,9 @@ impl Config {
             access_token_ttl: Duration::from_secs(15 * 60),
             reaper_interval: Duration::from_millis(500),
             reaper_batch: 2000,
+            reconnect_grace: Duration::from_secs(300),
+            trusted_proxies: TrustedProxies::default(),
+            connector_sweep_interval: Duration::from_secs(30),
             login_attempts_per_minute: 10,
             heartbeat_batch_max: 500,
             heartbeat_flushes_in_flight: 4,

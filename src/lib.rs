@@ -9,6 +9,7 @@ pub mod cli;
 pub mod commands;
 pub mod compat;
 pub mod config;
+pub mod connectors;
 pub mod db;
 pub mod http;
 pub mod server;

@@ -15,6 +15,8 @@ use crate::auth::cache::{self, TokenCache};
 use crate::auth::jwt::JwtKeys;
 use crate::auth::ratelimit::RateLimiter;
 use crate::config::Config;
+use crate::connectors::store::Clocks;
+use crate::connectors::sweeper;
 use crate::state::AppState;
 use crate::tunnels::batcher::{Batcher, BatcherSettings};
 use crate::tunnels::reaper;
@@ -93,6 +95,17 @@ impl Server {
                 token,
             )
         }));
+
+        let (db, config) = (state.db.clone(), state.config.clone());
+        let clocks = Clocks {
+            lease_ttl: config.lease_ttl,
+            grace: config.reconnect_grace,
+        };
+        tasks.spawn(supervise(
+            "connector sweeper",
+            shutdown.clone(),
+            move |token| sweeper::run(db.clone(), config.connector_sweep_interval, clocks, token),
+        ));
 
         let (db, tokens) = (state.db.clone(), state.tokens.clone());
         tasks.spawn(supervise(

@@ -157,15 +157,10 @@ async fn warren_says_what_to_install_when_postgresql_is_missing() {
 async fn warren_migrate_applies_the_migrations_and_exits() {
     let url = fresh_database().await;
     let pool = sqlx::PgPool::connect(&url).await.unwrap();
-    // Start from an empty database: everything the template had applied goes.
-    sqlx::query("DROP SCHEMA public CASCADE")
-        .execute(&pool)
-        .await
-        .unwrap();
-    sqlx::query("CREATE SCHEMA public")
-        .execute(&pool)
-        .await
-        .unwrap();
+    // Everything the migrations made goes, whatever later migrations add.
+    for sql in ["DROP SCHEMA public CASCADE", "CREATE SCHEMA public"] {
+        sqlx::query(sql).execute(&pool).await.unwrap();
+    }
     let data_dir = scratch_dir("warren-migrate");
     let status = warren(&["migrate"], &data_dir, 0)
         .env("DATABASE_URL", &url)

@@ -2,6 +2,7 @@
 //! and extractor types.
 
 pub mod auth;
+pub mod connectors;
 pub mod error;
 pub mod extract;
 pub mod health;
@@ -36,6 +37,7 @@ pub fn router(state: AppState) -> Router {
         .merge(auth::router())
         .merge(tokens::router())
         .merge(tunnels::router())
+        .merge(connectors::router())
         .merge(crate::compat::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::error::AppError;
 use super::extract::{ApiJson, ApiPath, ApiQuery, OptionalJson};
 use crate::auth::{tokens, Principal, Scope};
+use crate::connectors::{self, origin::OriginIp};
 use crate::state::AppState;
 use crate::tunnels::batcher::Renewal;
 use crate::tunnels::idempotency::{self, Claim};
@@ -279,7 +280,7 @@ async fn show(
 }
 
 /// The tunnel as it is now (a run-out lease expired first), or 404.
-async fn current(
+pub(crate) async fn current(
     conn: &mut sqlx::PgConnection,
     account_id: Uuid,
     id: Uuid,
@@ -297,25 +298,47 @@ async fn current(
         .ok_or(AppError::NotFound("tunnel"))
 }
 
+/// A heartbeat's optional body. `connector` is validated by hand (see
+/// [`connectors::parse_report`]) so that every error names its field, and before anything
+/// touches the database, so a bad report changes nothing, not even the lease.
 #[derive(Deserialize)]
-pub struct HeartbeatBody {}
+pub struct HeartbeatBody {
+    #[serde(default)]
+    connector: Option<Value>,
+}
 
 #[tracing::instrument(skip_all, err)]
 async fn heartbeat(
     State(state): State<AppState>,
     caller: Principal,
     ApiPath(id): ApiPath<Uuid>,
-    OptionalJson(_body): OptionalJson<HeartbeatBody>,
+    OriginIp(origin_ip): OriginIp,
+    OptionalJson(body): OptionalJson<HeartbeatBody>,
 ) -> Result<Response, AppError> {
     caller.require(Scope::TunnelsHeartbeat)?;
-    let renewal = Renewal {
-        account_id: caller.account_id,
-        tunnel_id: id,
+    let report = match body.and_then(|b| b.connector) {
+        Some(value) => connectors::parse_report(&value)?,
+        None => None,
     };
-    let Some(tunnel) = state.heartbeats.renew(renewal).await? else {
+    let (account_id, ttl) = (caller.account_id, state.config.lease_ttl);
+    let renewed = match &report {
+        None => {
+            let renewal = Renewal {
+                account_id,
+                tunnel_id: id,
+            };
+            state.heartbeats.renew(renewal).await?
+        }
+        Some(report) => {
+            let origin_ip = origin_ip.as_deref();
+            let mut conn = state.db.acquire().await?;
+            connectors::store::heartbeat(&mut conn, account_id, id, ttl, report, origin_ip).await?
+        }
+    };
+    let Some(tunnel) = renewed else {
         metrics::counter!("warren_heartbeats_total", "result" => "refused").increment(1);
         let mut conn = state.db.acquire().await?;
-        return Err(refused_heartbeat(&mut conn, caller.account_id, id).await?);
+        return Err(refused_heartbeat(&mut conn, account_id, id).await?);
     };
     metrics::counter!("warren_heartbeats_total", "result" => "accepted").increment(1);
     let interval = HeaderValue::from(state.config.heartbeat_interval_secs());

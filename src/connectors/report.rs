@@ -1,0 +1,332 @@
+//! A connector as a heartbeat reports it: validation that names the offending field, and the
+//! hash of its connection list that lets an unchanged report skip the connection rows.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::http::error::AppError;
+
+/// At most this many connections per connector report.
+pub const MAX_CONNECTIONS: usize = 64;
+/// At most this many features per connector.
+pub const MAX_FEATURES: usize = 32;
+/// The longest `arch`, `version`, `coloName` or feature name accepted.
+pub const MAX_TEXT: usize = 64;
+
+/// A connector as a heartbeat reports it, validated.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Report {
+    pub id: Uuid,
+    pub arch: Option<String>,
+    pub version: Option<String>,
+    pub config_version: Option<i64>,
+    pub features: Vec<String>,
+    pub run_at: Option<DateTime<Utc>>,
+    pub connections: Vec<ReportedConnection>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReportedConnection {
+    pub id: Uuid,
+    pub colo_name: Option<String>,
+    pub opened_at: Option<DateTime<Utc>>,
+}
+
+impl Report {
+    /// SHA-256 of the connection list, the only part whose change costs extra row writes.
+    pub fn connections_hash(&self) -> Vec<u8> {
+        let mut hash = Sha256::new();
+        for c in &self.connections {
+            hash.update(c.id.as_bytes());
+            for part in [
+                c.colo_name.as_deref(),
+                c.opened_at
+                    .map(|t| t.timestamp_micros().to_string())
+                    .as_deref(),
+            ] {
+                // Length-prefixed so that no two different lists hash the same input.
+                let bytes = part.map_or(&[][..], str::as_bytes);
+                hash.update([u8::from(part.is_some())]);
+                hash.update((bytes.len() as u32).to_be_bytes());
+                hash.update(bytes);
+            }
+        }
+        hash.finalize().to_vec()
+    }
+}
+
+/// Validates `connector` of a heartbeat body, naming the offending field (`connector.…`).
+/// `null` means no connector. Unknown members are ignored, for agents newer than Warren.
+pub fn parse_report(value: &Value) -> Result<Option<Report>, AppError> {
+    if value.is_null() {
+        return Ok(None);
+    }
+    let obj = object(value, "connector")?;
+    let connections = match obj.get("connections") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) if items.len() > MAX_CONNECTIONS => {
+            return Err(AppError::invalid(
+                "connector.connections",
+                format!(
+                    "a connector may report at most {MAX_CONNECTIONS} connections, got {}",
+                    items.len()
+                ),
+            ))
+        }
+        Some(Value::Array(items)) => {
+            let mut parsed: Vec<ReportedConnection> = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                let field = format!("connector.connections[{i}]");
+                let conn = object(item, &field)?;
+                let id = uuid_field(conn, &format!("{field}.id"), "id")?;
+                if parsed.iter().any(|c| c.id == id) {
+                    return Err(AppError::invalid(
+                        format!("{field}.id"),
+                        format!("{field}.id repeats connection {id}"),
+                    ));
+                }
+                parsed.push(ReportedConnection {
+                    id,
+                    colo_name: text(conn, &format!("{field}.coloName"), "coloName")?,
+                    opened_at: timestamp(conn, &format!("{field}.openedAt"), "openedAt")?,
+                });
+            }
+            parsed
+        }
+        Some(_) => {
+            return Err(AppError::invalid(
+                "connector.connections",
+                "connector.connections must be an array",
+            ))
+        }
+    };
+    Ok(Some(Report {
+        id: uuid_field(obj, "connector.id", "id")?,
+        arch: text(obj, "connector.arch", "arch")?,
+        version: text(obj, "connector.version", "version")?,
+        config_version: config_version(obj)?,
+        features: features(obj)?,
+        run_at: timestamp(obj, "connector.runAt", "runAt")?,
+        connections,
+    }))
+}
+
+fn object<'a>(value: &'a Value, field: &str) -> Result<&'a Map<String, Value>, AppError> {
+    value
+        .as_object()
+        .ok_or_else(|| AppError::invalid(field, format!("{field} must be an object")))
+}
+
+fn uuid_field(obj: &Map<String, Value>, field: &str, key: &str) -> Result<Uuid, AppError> {
+    let bad = || AppError::invalid(field, format!("{field} must be a UUID string"));
+    match obj.get(key) {
+        None | Some(Value::Null) => Err(AppError::invalid(field, format!("{field} is required"))),
+        Some(Value::String(s)) if s.len() <= 36 => Uuid::try_parse(s).map_err(|_| bad()),
+        Some(_) => Err(bad()),
+    }
+}
+
+fn text(obj: &Map<String, Value>, field: &str, key: &str) -> Result<Option<String>, AppError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => checked_text(s, field).map(Some),
+        Some(_) => Err(AppError::invalid(
+            field,
+            format!("{field} must be a string"),
+        )),
+    }
+}
+
+fn checked_text(s: &str, field: &str) -> Result<String, AppError> {
+    if s.chars().count() > MAX_TEXT {
+        return Err(AppError::invalid(
+            field,
+            format!("{field} must be at most {MAX_TEXT} characters"),
+        ));
+    }
+    if s.chars().any(char::is_control) {
+        return Err(AppError::invalid(
+            field,
+            format!("{field} must not contain control characters"),
+        ));
+    }
+    Ok(s.to_owned())
+}
+
+fn timestamp(
+    obj: &Map<String, Value>,
+    field: &str,
+    key: &str,
+) -> Result<Option<DateTime<Utc>>, AppError> {
+    let bad = || AppError::invalid(field, format!("{field} must be an RFC 3339 timestamp"));
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.len() <= 64 => DateTime::parse_from_rfc3339(s)
+            .map(|t| Some(t.with_timezone(&Utc)))
+            .map_err(|_| bad()),
+        Some(_) => Err(bad()),
+    }
+}
+
+/// A whole number ≥ 0; a whole-valued decimal (`1.0`) is accepted.
+fn config_version(obj: &Map<String, Value>) -> Result<Option<i64>, AppError> {
+    let field = "connector.configVersion";
+    let bad = || AppError::invalid(field, format!("{field} must be a whole number ≥ 0"));
+    match obj.get("configVersion") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => match (n.as_i64(), n.as_f64()) {
+            (Some(v), _) if v >= 0 => Ok(Some(v)),
+            (None, Some(f)) if f.fract() == 0.0 && (0.0..9.0e15).contains(&f) => Ok(Some(f as i64)),
+            _ => Err(bad()),
+        },
+        Some(_) => Err(bad()),
+    }
+}
+
+fn features(obj: &Map<String, Value>) -> Result<Vec<String>, AppError> {
+    let field = "connector.features";
+    match obj.get("features") {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(items)) if items.len() > MAX_FEATURES => Err(AppError::invalid(
+            field,
+            format!("{field} may list at most {MAX_FEATURES} features"),
+        )),
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| match item {
+                Value::String(s) => checked_text(s, &format!("{field}[{i}]")),
+                _ => Err(AppError::invalid(
+                    format!("{field}[{i}]"),
+                    format!("{field}[{i}] must be a string"),
+                )),
+            })
+            .collect(),
+        Some(_) => Err(AppError::invalid(
+            field,
+            format!("{field} must be an array of strings"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn field_of(err: AppError) -> String {
+        match err {
+            AppError::Invalid { field, .. } => field,
+            other => panic!("not a validation error: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_full_report_parses_and_null_means_none() {
+        let id = Uuid::new_v4();
+        let report = parse_report(&json!({
+            "id": id, "arch": "linux_amd64", "version": "2026.1.0", "configVersion": 2.0,
+            "features": ["ha-origin"], "runAt": "2026-03-05T10:30:00.000Z",
+            "connections": [{"id": Uuid::new_v4(), "coloName": "FRA", "openedAt": "2026-03-05T10:30:01+01:00"}]
+        }))
+        .unwrap()
+        .unwrap();
+        assert_eq!(report.id, id);
+        assert_eq!(report.config_version, Some(2));
+        assert_eq!(report.connections.len(), 1);
+        assert!(parse_report(&Value::Null).unwrap().is_none());
+    }
+
+    #[test]
+    fn bad_reports_name_the_field() {
+        let id = Uuid::new_v4().to_string();
+        let many: Vec<Value> = (0..65).map(|_| json!({"id": Uuid::new_v4()})).collect();
+        let cases = [
+            (json!([]), "connector"),
+            (json!({}), "connector.id"),
+            (json!({"id": "nope"}), "connector.id"),
+            (json!({"id": id, "arch": 5}), "connector.arch"),
+            (
+                json!({"id": id, "version": "x".repeat(65)}),
+                "connector.version",
+            ),
+            (
+                json!({"id": id, "configVersion": 1.5}),
+                "connector.configVersion",
+            ),
+            (
+                json!({"id": id, "configVersion": "1"}),
+                "connector.configVersion",
+            ),
+            (
+                json!({"id": id, "features": ["a", 1]}),
+                "connector.features[1]",
+            ),
+            (json!({"id": id, "runAt": "yesterday"}), "connector.runAt"),
+            (
+                json!({"id": id, "connections": many}),
+                "connector.connections",
+            ),
+            (
+                json!({"id": id, "connections": [{"id": 1}]}),
+                "connector.connections[0].id",
+            ),
+            (
+                json!({"id": id, "connections": [{"id": id, "coloName": []}]}),
+                "connector.connections[0].coloName",
+            ),
+            (
+                json!({"id": id, "connections": [{"id": id}, {"id": id}]}),
+                "connector.connections[1].id",
+            ),
+        ];
+        for (value, field) in cases {
+            assert_eq!(
+                field_of(parse_report(&value).unwrap_err()),
+                field,
+                "{value}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_hash_changes_with_the_connection_list_only() {
+        let conn = ReportedConnection {
+            id: Uuid::new_v4(),
+            colo_name: Some("FRA".into()),
+            opened_at: None,
+        };
+        let a = Report {
+            id: Uuid::new_v4(),
+            arch: None,
+            version: None,
+            config_version: None,
+            features: vec![],
+            run_at: None,
+            connections: vec![conn.clone()],
+        };
+        let b = Report {
+            version: Some("2".into()),
+            ..a.clone()
+        };
+        assert_eq!(a.connections_hash(), b.connections_hash());
+        let c = Report {
+            connections: vec![ReportedConnection {
+                colo_name: Some("FR".into()),
+                ..conn
+            }],
+            ..a.clone()
+        };
+        assert_ne!(a.connections_hash(), c.connections_hash());
+        assert_ne!(
+            a.connections_hash(),
+            Report {
+                connections: vec![],
+                ..a.clone()
+            }
+            .connections_hash()
+        );
+    }
+}

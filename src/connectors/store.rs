@@ -1,0 +1,233 @@
+//! Connector SQL. Every function takes a connection; the handler owns the transaction.
+//!
+//! Pending reconnect and disappearance are never stored: they are computed from timestamps
+//! against the database clock (see `migrations/0003_connectors.sql`), so they are exact at any
+//! read, whatever the sweeper's pace, and several replicas agree.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::{Client, Connection, Report};
+use crate::time::Timestamp;
+use crate::tunnels::Tunnel;
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// A heartbeat that carries a connector: the lease renewal and the connector's report in ONE
+/// statement, so it is atomic without an explicit transaction and costs the same single
+/// round trip as a heartbeat without a connector.
+///
+/// * `lease` renews the lease exactly as [`crate::tunnels::store::heartbeat`] does; every
+///   other part depends on its row, so a refused heartbeat (unknown tunnel, not live, lease
+///   run out) writes nothing.
+/// * `client` upserts the connector row and bumps its `last_seen_at` (its liveness clock).
+/// * The connection rows are written only when the reported connection list differs from
+///   the previous report: its SHA-256 is stored on the connector row, and `prior` reads the
+///   stored hash from the statement's snapshot. An unchanged report therefore writes the
+///   tunnel row and the connector row and nothing else, whatever its number of connections.
+/// * On a change, `reported` upserts the listed connections (clearing `dropped_at`, so a
+///   connection that comes back is live again) and `dropped` stamps `dropped_at` on those the
+///   connector no longer lists, which starts their reconnect grace.
+#[tracing::instrument(skip_all, err)]
+pub async fn heartbeat(
+    conn: &mut PgConnection,
+    account_id: Uuid,
+    tunnel_id: Uuid,
+    lease_ttl: Duration,
+    report: &Report,
+    origin_ip: Option<&str>,
+) -> Result<Option<Tunnel>, sqlx::Error> {
+    let ids: Vec<Uuid> = report.connections.iter().map(|c| c.id).collect();
+    let colos: Vec<Option<String>> = report
+        .connections
+        .iter()
+        .map(|c| c.colo_name.clone())
+        .collect();
+    let opened: Vec<Option<DateTime<Utc>>> =
+        report.connections.iter().map(|c| c.opened_at).collect();
+    sqlx::query_as!(
+        Tunnel,
+        r#"WITH lease AS (
+               UPDATE tunnels SET
+                   status = CASE WHEN status = 'creating' THEN 'active' ELSE status END,
+                   last_heartbeat_at = date_trunc('milliseconds', now()),
+                   lease_expires_at = date_trunc('milliseconds', now()) + $3::bigint * interval '1 millisecond'
+               WHERE id = $1 AND account_id = $2
+                 AND status IN ('creating', 'active', 'stopping') AND lease_expires_at > now()
+               RETURNING id, account_id, slug, status, requested_port, created_at,
+                         last_heartbeat_at, lease_expires_at, stopped_at, last_error
+           ),
+           prior AS (
+               SELECT report_hash FROM connectors WHERE tunnel_id = $1 AND id = $4
+           ),
+           client AS (
+               INSERT INTO connectors AS c (tunnel_id, id, arch, version, config_version, features,
+                                            run_at, origin_ip, report_hash, first_seen_at, last_seen_at)
+               SELECT lease.id, $4, $5, $6, $7, $8, $9, $10, $11, now(), now() FROM lease
+               ON CONFLICT (tunnel_id, id) DO UPDATE SET
+                   arch = EXCLUDED.arch, version = EXCLUDED.version,
+                   config_version = EXCLUDED.config_version, features = EXCLUDED.features,
+                   run_at = EXCLUDED.run_at, origin_ip = EXCLUDED.origin_ip,
+                   report_hash = EXCLUDED.report_hash, last_seen_at = EXCLUDED.last_seen_at
+               RETURNING c.tunnel_id, c.id
+           ),
+           changed AS (
+               SELECT client.tunnel_id, client.id FROM client
+               WHERE NOT EXISTS (SELECT 1 FROM prior WHERE prior.report_hash = $11)
+           ),
+           reported AS (
+               INSERT INTO connections AS k (tunnel_id, connector_id, id, colo_name, opened_at)
+               SELECT changed.tunnel_id, changed.id, r.id, r.colo_name, r.opened_at
+               FROM changed, unnest($12::uuid[], $13::text[], $14::timestamptz[]) AS r(id, colo_name, opened_at)
+               ON CONFLICT (tunnel_id, connector_id, id) DO UPDATE SET
+                   colo_name = EXCLUDED.colo_name, opened_at = EXCLUDED.opened_at, dropped_at = NULL
+           ),
+           dropped AS (
+               UPDATE connections k SET dropped_at = now()
+               FROM changed
+               WHERE k.tunnel_id = changed.tunnel_id AND k.connector_id = changed.id
+                 AND k.dropped_at IS NULL AND k.id <> ALL($12::uuid[])
+           )
+           SELECT id AS "id!", account_id AS "account_id!", slug AS "slug!", status AS "status!",
+                  requested_port AS "requested_port!", created_at AS "created_at!",
+                  last_heartbeat_at, lease_expires_at, stopped_at, last_error
+           FROM lease"#,
+        tunnel_id,
+        account_id,
+        millis(lease_ttl),
+        report.id,
+        report.arch.as_deref(),
+        report.version.as_deref(),
+        report.config_version,
+        &report.features,
+        report.run_at,
+        origin_ip,
+        report.connections_hash(),
+        &ids,
+        &colos as &[Option<String>],
+        &opened as &[Option<DateTime<Utc>>],
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// The clocks that decide pending and gone.
+#[derive(Clone, Copy, Debug)]
+pub struct Clocks {
+    pub lease_ttl: Duration,
+    pub grace: Duration,
+}
+
+/// The tunnel's connectors that are not gone, with their connections that are not gone,
+/// oldest connector first; only `connector` when given.
+#[tracing::instrument(skip_all, err)]
+pub async fn list(
+    conn: &mut PgConnection,
+    account_id: Uuid,
+    tunnel_id: Uuid,
+    connector: Option<Uuid>,
+    clocks: Clocks,
+) -> Result<Vec<Client>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"WITH t AS (
+               SELECT id, status, stopped_at FROM tunnels WHERE id = $1 AND account_id = $2
+           ),
+           c AS (
+               SELECT c.*, least(c.last_seen_at + $4::bigint * interval '1 millisecond', t.stopped_at) AS pending_since
+               FROM connectors c JOIN t ON c.tunnel_id = t.id
+               WHERE $3::uuid IS NULL OR c.id = $3
+           )
+           SELECT c.id, c.arch, c.version, c.config_version, c.features, c.run_at, c.origin_ip,
+                  k.id AS "conn_id?", k.colo_name AS "colo_name?", k.opened_at AS "opened_at?",
+                  least(k.dropped_at, c.pending_since) <= now() AS "pending?"
+           FROM c
+           LEFT JOIN connections k
+             ON k.tunnel_id = c.tunnel_id AND k.connector_id = c.id
+            AND least(k.dropped_at, c.pending_since) + $5::bigint * interval '1 millisecond' > now()
+           WHERE c.pending_since + $5::bigint * interval '1 millisecond' > now()
+           ORDER BY c.first_seen_at, c.id, k.opened_at NULLS LAST, k.id"#,
+        tunnel_id,
+        account_id,
+        connector,
+        millis(clocks.lease_ttl),
+        millis(clocks.grace),
+    )
+    .fetch_all(conn)
+    .await?;
+    let mut clients: Vec<Client> = Vec::new();
+    for row in rows {
+        if clients.last().is_none_or(|c| c.id != row.id) {
+            clients.push(Client {
+                id: row.id,
+                arch: row.arch.clone(),
+                config_version: row.config_version,
+                conns: Vec::new(),
+                features: row.features.clone(),
+                run_at: row.run_at.map(Timestamp),
+                version: row.version.clone(),
+            });
+        }
+        let (Some(client), Some(conn_id)) = (clients.last_mut(), row.conn_id) else {
+            continue;
+        };
+        client.conns.push(Connection {
+            id: conn_id,
+            client_id: row.id,
+            client_version: row.version,
+            colo_name: row.colo_name,
+            is_pending_reconnect: row.pending.unwrap_or(true),
+            opened_at: row.opened_at.map(Timestamp),
+            origin_ip: row.origin_ip,
+            uuid: conn_id,
+        });
+    }
+    Ok(clients)
+}
+
+/// Removes the connector `connector`, or every connector of the tunnel, whatever their state;
+/// the number removed.
+#[tracing::instrument(skip_all, err)]
+pub async fn delete(
+    conn: &mut PgConnection,
+    tunnel_id: Uuid,
+    connector: Option<Uuid>,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query!(
+        "DELETE FROM connectors WHERE tunnel_id = $1 AND ($2::uuid IS NULL OR id = $2)",
+        tunnel_id,
+        connector
+    )
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Deletes the connectors and connections whose grace has run out; how many rows went.
+#[tracing::instrument(skip_all, err)]
+pub async fn sweep(conn: &mut PgConnection, clocks: Clocks) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query!(
+        r#"WITH gone_connectors AS (
+               DELETE FROM connectors c USING tunnels t
+               WHERE t.id = c.tunnel_id
+                 AND least(c.last_seen_at + $1::bigint * interval '1 millisecond', t.stopped_at)
+                     + $2::bigint * interval '1 millisecond' <= now()
+               RETURNING 1
+           ),
+           gone_connections AS (
+               DELETE FROM connections k
+               WHERE k.dropped_at <= now() - $2::bigint * interval '1 millisecond'
+               RETURNING 1
+           )
+           SELECT (SELECT count(*) FROM gone_connectors) + (SELECT count(*) FROM gone_connections) AS "n!""#,
+        millis(clocks.lease_ttl),
+        millis(clocks.grace),
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(u64::try_from(done.n).unwrap_or(0))
+}
