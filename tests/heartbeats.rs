@@ -160,3 +160,52 @@ async fn stopping_the_server_answers_or_refuses_in_flight_heartbeats_and_loses_n
     }
     assert!(answered > 0, "no heartbeat was answered before the stop");
 }
+
+#[tokio::test]
+async fn an_unchanged_connector_rides_the_batch_and_a_changed_one_is_still_written() {
+    let app = TestApp::spawn().await;
+    let user = app.user().await;
+    let id = tunnels(&app, &user.token, 1).await.remove(0);
+    let connector = Uuid::new_v4();
+    let report = |version: &str| {
+        json!({"connector": {"id": connector, "arch": "linux_amd64", "version": version, "configVersion": 0,
+            "features": ["ha-origin"], "runAt": "2026-03-05T10:30:00.000Z",
+            "connections": [{"id": Uuid::new_v4(), "coloName": "FRA", "openedAt": "2026-03-05T10:30:01.000Z"}]}})
+    };
+    let first = report("2026.1.0");
+    let path = format!("/v1/tunnels/{id}/heartbeat");
+    json_of(
+        app.post(&path, &user.token, first.clone()).await,
+        StatusCode::OK,
+    )
+    .await;
+    let seen = || async {
+        let at: DateTime<Utc> =
+            sqlx::query_scalar("SELECT last_seen_at FROM connectors WHERE id = $1")
+                .bind(connector)
+                .fetch_one(&app.db)
+                .await
+                .unwrap();
+        at
+    };
+    let before = seen().await;
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    json_of(app.post(&path, &user.token, first).await, StatusCode::OK).await;
+    assert!(
+        seen().await > before,
+        "an unchanged connector's liveness was not bumped"
+    );
+
+    json_of(
+        app.post(&path, &user.token, report("2026.2.0")).await,
+        StatusCode::OK,
+    )
+    .await;
+    let listed = json_of(
+        app.get(&format!("/v1/tunnels/{id}/connections"), &user.token)
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(listed[0]["version"], "2026.2.0", "{listed}");
+}

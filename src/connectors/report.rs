@@ -57,6 +57,33 @@ impl Report {
     }
 }
 
+impl Report {
+    /// SHA-256 of everything the report says, and the caller's address: equal fingerprints
+    /// mean nothing but the connector's liveness needs writing, so the heartbeat batch can
+    /// carry it (see `crate::tunnels::batcher`). Stored as the connector's `report_hash`.
+    pub fn fingerprint(&self, origin_ip: Option<&str>) -> Vec<u8> {
+        let mut hash = Sha256::new();
+        hash.update(self.connections_hash());
+        let config_version = self.config_version.map(|v| v.to_string());
+        let run_at = self.run_at.map(|t| t.timestamp_micros().to_string());
+        let features = self.features.join("\n");
+        for part in [
+            self.arch.as_deref(),
+            self.version.as_deref(),
+            config_version.as_deref(),
+            run_at.as_deref(),
+            Some(features.as_str()),
+            origin_ip,
+        ] {
+            let bytes = part.map_or(&[][..], str::as_bytes);
+            hash.update([u8::from(part.is_some())]);
+            hash.update((bytes.len() as u32).to_be_bytes());
+            hash.update(bytes);
+        }
+        hash.finalize().to_vec()
+    }
+}
+
 /// Validates `connector` of a heartbeat body, naming the offending field (`connector.…`).
 /// `null` means no connector. Unknown members are ignored, for agents newer than Warren.
 pub fn parse_report(value: &Value) -> Result<Option<Report>, AppError> {
@@ -328,5 +355,37 @@ mod tests {
             }
             .connections_hash()
         );
+    }
+
+    #[test]
+    fn the_fingerprint_changes_with_anything_reported_and_the_address() {
+        let a = Report {
+            id: Uuid::new_v4(),
+            arch: Some("linux_amd64".into()),
+            version: Some("1".into()),
+            config_version: Some(0),
+            features: vec!["ha-origin".into()],
+            run_at: None,
+            connections: vec![],
+        };
+        assert_eq!(
+            a.fingerprint(Some("10.0.0.1")),
+            a.clone().fingerprint(Some("10.0.0.1"))
+        );
+        assert_ne!(
+            a.fingerprint(Some("10.0.0.1")),
+            a.fingerprint(Some("10.0.0.2"))
+        );
+        assert_ne!(a.fingerprint(None), a.fingerprint(Some("")));
+        let newer = Report {
+            version: Some("2".into()),
+            ..a.clone()
+        };
+        assert_ne!(a.fingerprint(None), newer.fingerprint(None));
+        let more = Report {
+            features: vec!["ha-origin".into(), "x".into()],
+            ..a.clone()
+        };
+        assert_ne!(a.fingerprint(None), more.fingerprint(None));
     }
 }

@@ -22,14 +22,14 @@ fn millis(d: Duration) -> i64 {
 /// statement, so it is atomic without an explicit transaction and costs the same single
 /// round trip as a heartbeat without a connector.
 ///
-/// * `lease` renews the lease exactly as [`crate::tunnels::store::heartbeat`] does; every
+/// * `lease` renews the lease exactly as the heartbeat batch does; every
 ///   other part depends on its row, so a refused heartbeat (unknown tunnel, not live, lease
 ///   run out) writes nothing.
 /// * `client` upserts the connector row and bumps its `last_seen_at` (its liveness clock).
-/// * The connection rows are written only when the reported connection list differs from
-///   the previous report: its SHA-256 is stored on the connector row, and `prior` reads the
-///   stored hash from the statement's snapshot. An unchanged report therefore writes the
-///   tunnel row and the connector row and nothing else, whatever its number of connections.
+/// * The connection rows are written only when the report differs from the previous one:
+///   its fingerprint ([`Report::fingerprint`]) is stored on the connector row, and `prior`
+///   reads the stored one from the statement's snapshot. An unchanged report does not even
+///   come here: the heartbeat batch renews it and bumps the connector's `last_seen_at`.
 /// * On a change, `reported` upserts the listed connections (clearing `dropped_at`, so a
 ///   connection that comes back is live again) and `dropped` stamps `dropped_at` on those the
 ///   connector no longer lists, which starts their reconnect grace.
@@ -107,7 +107,7 @@ pub async fn heartbeat(
         &report.features,
         report.run_at,
         origin_ip,
-        report.connections_hash(),
+        report.fingerprint(origin_ip),
         &ids,
         &colos as &[Option<String>],
         &opened as &[Option<DateTime<Utc>>],

@@ -321,19 +321,20 @@ async fn heartbeat(
         None => None,
     };
     let (account_id, ttl) = (caller.account_id, state.config.lease_ttl);
-    let renewed = match &report {
-        None => {
-            let renewal = Renewal {
-                account_id,
-                tunnel_id: id,
-            };
-            state.heartbeats.renew(renewal).await?
-        }
-        Some(report) => {
-            let origin_ip = origin_ip.as_deref();
+    let origin_ip = origin_ip.as_deref();
+    let renewal = Renewal {
+        account_id,
+        tunnel_id: id,
+        connector: report.as_ref().map(|r| (r.id, r.fingerprint(origin_ip))),
+    };
+    // The batch renews the lease, and bumps an unchanged connector along with it; a new or
+    // changed connector is then written by its own statement.
+    let renewed = match (state.heartbeats.renew(renewal).await?, &report) {
+        (Some(renewed), Some(report)) if !renewed.connector_seen => {
             let mut conn = state.db.acquire().await?;
             connectors::store::heartbeat(&mut conn, account_id, id, ttl, report, origin_ip).await?
         }
+        (renewed, _) => renewed.map(|r| r.tunnel),
     };
     let Some(tunnel) = renewed else {
         metrics::counter!("warren_heartbeats_total", "result" => "refused").increment(1);

@@ -21,18 +21,27 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::store;
+use super::store::{self, RenewedRow};
 use super::Tunnel;
 use crate::http::error::AppError;
 
-/// One renewal: the tunnel and the account that asks.
-#[derive(Clone, Copy, Debug)]
+/// One renewal: the tunnel, the account that asks, and the connector it reports, as its id
+/// and [`crate::connectors::Report::fingerprint`].
+#[derive(Clone, Debug)]
 pub struct Renewal {
     pub account_id: Uuid,
     pub tunnel_id: Uuid,
+    pub connector: Option<(Uuid, Vec<u8>)>,
 }
 
-type Reply = oneshot::Sender<Result<Option<Tunnel>, BatchError>>;
+/// A renewed lease, and whether the reported connector rode along (it was unchanged).
+#[derive(Clone, Debug)]
+pub struct Renewed {
+    pub tunnel: Tunnel,
+    pub connector_seen: bool,
+}
+
+type Reply = oneshot::Sender<Result<Option<Renewed>, BatchError>>;
 
 #[derive(Clone, Copy, Debug)]
 enum BatchError {
@@ -76,7 +85,7 @@ impl Batcher {
     }
 
     /// Renews the lease; `Ok(None)` when nothing was renewed (see the module docs).
-    pub async fn renew(&self, renewal: Renewal) -> Result<Option<Tunnel>, AppError> {
+    pub async fn renew(&self, renewal: Renewal) -> Result<Option<Renewed>, AppError> {
         let (reply, answer) = oneshot::channel();
         self.queue
             .send((renewal, reply))
@@ -145,19 +154,26 @@ async fn collect(
 
 async fn flush(pool: &PgPool, settings: &BatcherSettings, batch: Vec<(Renewal, Reply)>) {
     metrics::histogram!("warren_heartbeat_batch_size").record(batch.len() as f64);
-    let renewals: Vec<Renewal> = batch.iter().map(|(r, _)| *r).collect();
+    let renewals: Vec<Renewal> = batch.iter().map(|(r, _)| r.clone()).collect();
     let result = match pool.acquire().await {
         Ok(mut conn) => store::renew_many(&mut conn, &renewals, settings.lease_ttl).await,
         Err(err) => Err(err),
     };
     match result {
         Ok(rows) => {
-            let by_id: HashMap<Uuid, Tunnel> = rows.into_iter().map(|t| (t.id, t)).collect();
+            let by_id: HashMap<Uuid, RenewedRow> =
+                rows.into_iter().map(|r| (r.tunnel.id, r)).collect();
             for (renewal, reply) in batch {
                 let row = by_id
                     .get(&renewal.tunnel_id)
-                    .filter(|t| t.account_id == renewal.account_id)
-                    .cloned();
+                    .filter(|r| r.tunnel.account_id == renewal.account_id)
+                    .map(|r| Renewed {
+                        tunnel: r.tunnel.clone(),
+                        connector_seen: renewal
+                            .connector
+                            .as_ref()
+                            .is_some_and(|(id, _)| r.seen_connectors.contains(id)),
+                    });
                 let _ = reply.send(Ok(row));
             }
         }

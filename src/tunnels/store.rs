@@ -182,33 +182,6 @@ pub async fn get(
     .await
 }
 
-/// Renews a live, unexpired lease to now + TTL (`creating` becomes `active`). `None` when the
-/// tunnel is not the account's, not live, or its lease has already run out.
-#[tracing::instrument(skip_all, err)]
-pub async fn heartbeat(
-    conn: &mut PgConnection,
-    account_id: Uuid,
-    id: Uuid,
-    lease_ttl: Duration,
-) -> Result<Option<Tunnel>, sqlx::Error> {
-    sqlx::query_as!(
-        Tunnel,
-        r#"UPDATE tunnels SET
-               status = CASE WHEN status = 'creating' THEN 'active' ELSE status END,
-               last_heartbeat_at = date_trunc('milliseconds', now()),
-               lease_expires_at = date_trunc('milliseconds', now()) + $3::bigint * interval '1 millisecond'
-           WHERE id = $1 AND account_id = $2
-             AND status IN ('creating', 'active', 'stopping') AND lease_expires_at > now()
-           RETURNING id, account_id, slug, status, requested_port, created_at,
-                     last_heartbeat_at, lease_expires_at, stopped_at, last_error"#,
-        id,
-        account_id,
-        millis(lease_ttl),
-    )
-    .fetch_optional(conn)
-    .await
-}
-
 /// Moves the tunnel to `to` if it is in one of `from` with an unexpired lease: one
 /// conditional UPDATE, so of two racing requests only one can win. Entering `stopped` or
 /// `failed` sets `stoppedAt`, clears the lease and frees the slug.
@@ -276,19 +249,38 @@ pub async fn count_by_status(conn: &mut PgConnection) -> Result<Vec<(String, i64
     Ok(rows.into_iter().map(|r| (r.status, r.count)).collect())
 }
 
+/// A renewed tunnel, and the connectors of the batch whose liveness was bumped with it.
+pub struct RenewedRow {
+    pub tunnel: Tunnel,
+    pub seen_connectors: Vec<Uuid>,
+}
+
 /// Renews many leases in one statement (the heartbeat batch): each tunnel must be live, its
 /// lease unexpired and the renewal's account its owner, else it is left out of the answer.
-/// Rows are locked in id order, so concurrent batches cannot deadlock.
+/// Rows are locked in id order, so concurrent batches cannot deadlock. A renewal that
+/// carries a connector whose stored fingerprint equals the reported one (nothing changed)
+/// bumps that connector's `last_seen_at` in the same statement; any other connector report
+/// is left to the caller.
 #[tracing::instrument(skip_all, err, fields(batch = renewals.len()))]
 pub async fn renew_many(
     conn: &mut PgConnection,
     renewals: &[super::batcher::Renewal],
     lease_ttl: Duration,
-) -> Result<Vec<Tunnel>, sqlx::Error> {
+) -> Result<Vec<RenewedRow>, sqlx::Error> {
     let ids: Vec<Uuid> = renewals.iter().map(|r| r.tunnel_id).collect();
     let accounts: Vec<Uuid> = renewals.iter().map(|r| r.account_id).collect();
-    sqlx::query_as!(
-        Tunnel,
+    let reported: Vec<&super::batcher::Renewal> =
+        renewals.iter().filter(|r| r.connector.is_some()).collect();
+    let connector_tunnels: Vec<Uuid> = reported.iter().map(|r| r.tunnel_id).collect();
+    let connector_ids: Vec<Uuid> = reported
+        .iter()
+        .filter_map(|r| r.connector.as_ref().map(|c| c.0))
+        .collect();
+    let fingerprints: Vec<Vec<u8>> = reported
+        .iter()
+        .filter_map(|r| r.connector.as_ref().map(|c| c.1.clone()))
+        .collect();
+    let rows = sqlx::query!(
         r#"WITH asked AS (
                SELECT DISTINCT id, account_id FROM unnest($1::uuid[], $2::uuid[]) AS a(id, account_id)
            ),
@@ -297,20 +289,56 @@ pub async fn renew_many(
                WHERE t.status IN ('creating', 'active', 'stopping') AND t.lease_expires_at > now()
                ORDER BY t.id
                FOR UPDATE OF t
+           ),
+           renewed AS (
+               UPDATE tunnels t SET
+                   status = CASE WHEN t.status = 'creating' THEN 'active' ELSE t.status END,
+                   last_heartbeat_at = date_trunc('milliseconds', now()),
+                   lease_expires_at = date_trunc('milliseconds', now()) + $3::bigint * interval '1 millisecond'
+               FROM locked
+               WHERE t.id = locked.id
+                 AND t.status IN ('creating', 'active', 'stopping') AND t.lease_expires_at > now()
+               RETURNING t.id, t.account_id, t.slug, t.status, t.requested_port, t.created_at,
+                         t.last_heartbeat_at, t.lease_expires_at, t.stopped_at, t.last_error
+           ),
+           seen AS (
+               UPDATE connectors c SET last_seen_at = now()
+               FROM unnest($4::uuid[], $5::uuid[], $6::bytea[]) AS k(tunnel_id, connector_id, report_hash)
+               WHERE c.tunnel_id = k.tunnel_id AND c.id = k.connector_id
+                 AND c.report_hash = k.report_hash
+                 AND k.tunnel_id IN (SELECT id FROM renewed)
+               RETURNING c.tunnel_id, c.id
            )
-           UPDATE tunnels t SET
-               status = CASE WHEN t.status = 'creating' THEN 'active' ELSE t.status END,
-               last_heartbeat_at = date_trunc('milliseconds', now()),
-               lease_expires_at = date_trunc('milliseconds', now()) + $3::bigint * interval '1 millisecond'
-           FROM locked
-           WHERE t.id = locked.id
-             AND t.status IN ('creating', 'active', 'stopping') AND t.lease_expires_at > now()
-           RETURNING t.id, t.account_id, t.slug, t.status, t.requested_port, t.created_at,
-                     t.last_heartbeat_at, t.lease_expires_at, t.stopped_at, t.last_error"#,
+           SELECT r.id AS "id!", r.account_id AS "account_id!", r.slug AS "slug!", r.status AS "status!",
+                  r.requested_port AS "requested_port!", r.created_at AS "created_at!",
+                  r.last_heartbeat_at, r.lease_expires_at, r.stopped_at, r.last_error,
+                  ARRAY(SELECT seen.id FROM seen WHERE seen.tunnel_id = r.id) AS "seen!: Vec<Uuid>"
+           FROM renewed r"#,
         &ids,
         &accounts,
         millis(lease_ttl),
+        &connector_tunnels,
+        &connector_ids,
+        &fingerprints,
     )
     .fetch_all(conn)
-    .await
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| RenewedRow {
+            tunnel: Tunnel {
+                id: r.id,
+                account_id: r.account_id,
+                slug: r.slug,
+                status: r.status,
+                requested_port: r.requested_port,
+                created_at: r.created_at,
+                last_heartbeat_at: r.last_heartbeat_at,
+                lease_expires_at: r.lease_expires_at,
+                stopped_at: r.stopped_at,
+                last_error: r.last_error,
+            },
+            seen_connectors: r.seen,
+        })
+        .collect())
 }
