@@ -26,6 +26,10 @@ pub struct Config {
     pub reaper_interval: Duration,
     /// How many leases the reaper expires in one statement.
     pub reaper_batch: i64,
+    /// How often fleet retention deletes snapshots older than 7 days.
+    pub fleet_retention_interval: Duration,
+    /// How many rows fleet retention deletes in one statement.
+    pub fleet_retention_batch: i64,
 }
 
 impl Config {
@@ -42,6 +46,8 @@ impl Config {
             access_token_ttl: Duration::from_secs(15 * 60),
             reaper_interval: Duration::from_millis(500),
             reaper_batch: 1000,
+            fleet_retention_interval: Duration::from_secs(60),
+            fleet_retention_batch: 5000,
         }
     }
 

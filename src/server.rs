@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::jwt::JwtKeys;
 use crate::config::Config;
+use crate::fleet;
 use crate::state::AppState;
 use crate::tunnels::reaper;
 
@@ -73,6 +74,20 @@ impl Server {
                 token,
             )
         }));
+
+        let (db, config) = (state.db.clone(), state.config.clone());
+        tasks.spawn(supervise(
+            "fleet-retention",
+            shutdown.clone(),
+            move |token| {
+                fleet::retention::run(
+                    db.clone(),
+                    config.fleet_retention_interval,
+                    config.fleet_retention_batch,
+                    token,
+                )
+            },
+        ));
 
         let stop = shutdown.clone();
         let router = app(state.clone());

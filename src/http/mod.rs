@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod fleet;
 pub mod health;
 pub mod tokens;
 pub mod tunnels;
@@ -34,6 +35,7 @@ pub fn router(state: AppState) -> Router {
         .merge(auth::router())
         .merge(tokens::router())
         .merge(tunnels::router())
+        .merge(fleet::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
