@@ -43,6 +43,17 @@ pub struct ServeArgs {
     /// HS256 signing key for access tokens (generated once and kept in the data dir if unset).
     #[arg(long, env = "WARREN_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
+    /// Previous signing keys, comma-separated, still accepted after a rotation.
+    #[arg(
+        long,
+        env = "WARREN_JWT_PREVIOUS_SECRETS",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    pub jwt_previous_secrets: Vec<String>,
+    /// Login attempts allowed per client address, and per email, in a minute.
+    #[arg(long, env = "WARREN_LOGIN_ATTEMPTS_PER_MINUTE", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub login_attempts_per_minute: u32,
     /// A tunnel's hostname is `{slug}.{base domain}`.
     #[arg(long, env = "WARREN_BASE_DOMAIN", default_value = "localhost")]
     pub base_domain: String,
@@ -60,12 +71,23 @@ pub struct ServeArgs {
 impl ServeArgs {
     pub fn config(&self) -> Config {
         let defaults = Config::with_defaults();
-        let base_domain = self.base_domain.trim().trim_matches('.').to_ascii_lowercase();
+        let base_domain = self
+            .base_domain
+            .trim()
+            .trim_matches('.')
+            .to_ascii_lowercase();
         Config {
             listen: self.listen,
             database_url: self.database.database_url.clone().filter(|u| !u.is_empty()),
             data_dir: self.database.data_dir.clone(),
             jwt_secret: self.jwt_secret.clone().filter(|s| !s.is_empty()),
+            jwt_previous_secrets: self
+                .jwt_previous_secrets
+                .iter()
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            login_attempts_per_minute: self.login_attempts_per_minute,
             base_domain,
             lease_ttl: Duration::from_secs(self.lease_ttl_secs),
             allow_registration: self.allow_registration,

@@ -41,7 +41,9 @@ impl Database {
         if let Some(pg) = self.embedded {
             match tokio::task::spawn_blocking(move || pg.stop()).await {
                 Ok(Ok(())) => tracing::info!("embedded PostgreSQL stopped"),
-                Ok(Err(err)) => tracing::warn!(error = %err, "stopping the embedded PostgreSQL failed"),
+                Ok(Err(err)) => {
+                    tracing::warn!(error = %err, "stopping the embedded PostgreSQL failed")
+                }
                 Err(err) => tracing::warn!(error = %err, "stopping the embedded PostgreSQL failed"),
             }
         }

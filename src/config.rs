@@ -14,6 +14,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// HS256 key for access tokens; `None` generates one once and keeps it in `data_dir`.
     pub jwt_secret: Option<String>,
+    /// Keys that signed access tokens before a rotation, still accepted.
+    pub jwt_previous_secrets: Vec<String>,
     /// A tunnel's hostname is `{slug}.{base_domain}`.
     pub base_domain: String,
     /// How long a lease lasts without a heartbeat.
@@ -30,6 +32,8 @@ pub struct Config {
     pub fleet_retention_interval: Duration,
     /// How many rows fleet retention deletes in one statement.
     pub fleet_retention_batch: i64,
+    /// Login attempts allowed per client address, and per email, in a minute.
+    pub login_attempts_per_minute: u32,
 }
 
 impl Config {
@@ -40,6 +44,7 @@ impl Config {
             database_url: None,
             data_dir: PathBuf::from("./warren-data"),
             jwt_secret: None,
+            jwt_previous_secrets: Vec::new(),
             base_domain: "localhost".to_owned(),
             lease_ttl: Duration::from_secs(60),
             allow_registration: false,
@@ -48,6 +53,7 @@ impl Config {
             reaper_batch: 1000,
             fleet_retention_interval: Duration::from_secs(60),
             fleet_retention_batch: 5000,
+            login_attempts_per_minute: 10,
         }
     }
 

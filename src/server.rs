@@ -11,7 +11,9 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::cache::{self, TokenCache};
 use crate::auth::jwt::JwtKeys;
+use crate::auth::ratelimit::RateLimiter;
 use crate::config::Config;
 use crate::fleet;
 use crate::state::AppState;
@@ -48,15 +50,23 @@ impl Server {
     /// Builds the state on `pool` (already migrated), binds `config.listen`, and starts
     /// serving and the background tasks.
     pub async fn start(config: Config, pool: PgPool) -> anyhow::Result<Self> {
+        crate::http::metrics::handle();
         let keys = JwtKeys::load(
             config.jwt_secret.as_deref(),
+            &config.jwt_previous_secrets,
             &config.data_dir,
             config.access_token_ttl,
         )?;
+        let config_attempts = config.login_attempts_per_minute;
         let state = AppState {
             db: pool,
             config: Arc::new(config),
             keys: Arc::new(keys),
+            tokens: Arc::new(TokenCache::new()),
+            login_limiter: Arc::new(RateLimiter::new(
+                config_attempts,
+                std::time::Duration::from_secs(60),
+            )),
         };
         let listener = TcpListener::bind(state.config.listen)
             .await
@@ -89,11 +99,19 @@ impl Server {
             },
         ));
 
+        let (db, tokens) = (state.db.clone(), state.tokens.clone());
+        tasks.spawn(supervise(
+            "token-revocations",
+            shutdown.clone(),
+            move |token| cache::listen(db.clone(), tokens.clone(), token),
+        ));
+
         let stop = shutdown.clone();
         let router = app(state.clone());
         tasks.spawn(async move {
             let until = stop.clone();
-            if let Err(err) = serve(listener, router, async move { until.cancelled().await }).await {
+            if let Err(err) = serve(listener, router, async move { until.cancelled().await }).await
+            {
                 tracing::error!(error = %err, "HTTP server failed");
             }
             // Whatever ended the server ends the background tasks too.

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 use sqlx::PgPool;
 
+use crate::auth::cache::TokenCache;
 use crate::auth::jwt::JwtKeys;
+use crate::auth::ratelimit::RateLimiter;
 use crate::config::Config;
 
 #[derive(Clone, FromRef)]
@@ -13,4 +15,6 @@ pub struct AppState {
     pub db: PgPool,
     pub config: Arc<Config>,
     pub keys: Arc<JwtKeys>,
+    pub tokens: Arc<TokenCache>,
+    pub login_limiter: Arc<RateLimiter>,
 }

@@ -1,12 +1,16 @@
 //! Access tokens: HS256 JWTs with issuer, audience, expiry, subject, account and scopes.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{
+    decode, decode_header, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation,
+};
 use rand::distributions::{Alphanumeric, DistString};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::{Principal, Scopes};
@@ -29,36 +33,59 @@ struct Claims {
     exp: i64,
 }
 
+/// The signing key and the keys still accepted. Each key is known by its `kid` (a digest of
+/// the secret), so after a rotation the tokens signed with a previous key keep working while
+/// that key is listed in `WARREN_JWT_PREVIOUS_SECRETS` (until they expire, 15 minutes).
 pub struct JwtKeys {
+    kid: String,
     encoding: EncodingKey,
-    decoding: DecodingKey,
+    decoding: HashMap<String, DecodingKey>,
     validation: Validation,
     ttl: Duration,
 }
 
 impl std::fmt::Debug for JwtKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JwtKeys").field("ttl", &self.ttl).finish_non_exhaustive()
+        f.debug_struct("JwtKeys")
+            .field("kid", &self.kid)
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
     }
 }
 
+/// A key's id: the first 16 hex characters of the SHA-256 of the secret.
+fn kid(secret: &[u8]) -> String {
+    hex::encode(&Sha256::digest(secret)[..8])
+}
+
 impl JwtKeys {
-    pub fn new(secret: &[u8], ttl: Duration) -> Self {
+    pub fn new(secret: &[u8], previous: &[&[u8]], ttl: Duration) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[ISSUER]);
         validation.set_audience(&[AUDIENCE]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.leeway = 0;
+        let decoding = std::iter::once(secret)
+            .chain(previous.iter().copied())
+            .map(|s| (kid(s), DecodingKey::from_secret(s)))
+            .collect();
         Self {
+            kid: kid(secret),
             encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
+            decoding,
             validation,
             ttl,
         }
     }
 
-    /// The configured secret, or the one kept in `data_dir` (generated on first use).
-    pub fn load(configured: Option<&str>, data_dir: &Path, ttl: Duration) -> anyhow::Result<Self> {
+    /// The configured secret, or the one kept in `data_dir` (generated on first use), and
+    /// the previous secrets still accepted.
+    pub fn load(
+        configured: Option<&str>,
+        previous: &[String],
+        data_dir: &Path,
+        ttl: Duration,
+    ) -> anyhow::Result<Self> {
         let secret = match configured {
             Some(secret) => secret.to_owned(),
             None => load_or_generate_secret(data_dir)?,
@@ -66,14 +93,20 @@ impl JwtKeys {
         if secret.len() < MIN_SECRET_LEN {
             bail!("WARREN_JWT_SECRET must be at least {MIN_SECRET_LEN} characters long");
         }
-        Ok(Self::new(secret.as_bytes(), ttl))
+        let previous: Vec<&[u8]> = previous.iter().map(|s| s.as_bytes()).collect();
+        Ok(Self::new(secret.as_bytes(), &previous, ttl))
     }
 
     pub fn ttl(&self) -> Duration {
         self.ttl
     }
 
-    pub fn issue(&self, user_id: Uuid, account_id: Uuid, scopes: Scopes) -> Result<String, AppError> {
+    pub fn issue(
+        &self,
+        user_id: Uuid,
+        account_id: Uuid,
+        scopes: Scopes,
+    ) -> Result<String, AppError> {
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             iss: ISSUER.into(),
@@ -84,17 +117,24 @@ impl JwtKeys {
             iat: now,
             exp: now + self.ttl.as_secs() as i64,
         };
-        encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(AppError::internal)
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(self.kid.clone());
+        encode(&header, &claims, &self.encoding).map_err(AppError::internal)
     }
 
-    /// Verifies signature, algorithm, issuer, audience and expiry.
+    /// Verifies the key id, signature, algorithm, issuer, audience and expiry.
     pub fn verify(&self, token: &str) -> Result<Principal, AppError> {
-        let data = decode::<Claims>(token, &self.decoding, &self.validation).map_err(|err| {
+        let refused = || AppError::Unauthorized("the access token is invalid or expired".into());
+        let header = decode_header(token).map_err(|_| refused())?;
+        let key = self
+            .decoding
+            .get(header.kid.as_deref().unwrap_or(&self.kid))
+            .ok_or_else(refused)?;
+        let data = decode::<Claims>(token, key, &self.validation).map_err(|err| {
             tracing::debug!(error = %err, "access token refused");
-            AppError::Unauthorized("the access token is invalid or expired".into())
+            refused()
         })?;
-        let account_id = Uuid::try_parse(&data.claims.acct)
-            .map_err(|_| AppError::Unauthorized("the access token is invalid or expired".into()))?;
+        let account_id = Uuid::try_parse(&data.claims.acct).map_err(|_| refused())?;
         Ok(Principal {
             user_id: data.claims.sub,
             account_id,
@@ -110,7 +150,8 @@ fn load_or_generate_secret(data_dir: &Path) -> anyhow::Result<String> {
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
         Err(err) => return Err(err).with_context(|| format!("reading {}", path.display())),
     }
-    std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
     let secret = Alphanumeric.sample_string(&mut rand::thread_rng(), 64);
     crate::db::embedded::write_secret(&path, &secret)?;
     tracing::info!(path = %path.display(), "generated a JWT signing secret");

@@ -1,7 +1,9 @@
 //! Who is calling: scopes, the authenticated principal, and its extractor.
 
+pub mod cache;
 pub mod jwt;
 pub mod password;
+pub mod ratelimit;
 pub mod tokens;
 pub mod users;
 
@@ -84,7 +86,10 @@ impl Scopes {
 
     /// Scopes from stored names; names this version does not know are ignored.
     pub fn from_names<S: AsRef<str>>(names: &[S]) -> Self {
-        names.iter().filter_map(|n| Scope::parse(n.as_ref())).collect()
+        names
+            .iter()
+            .filter_map(|n| Scope::parse(n.as_ref()))
+            .collect()
     }
 }
 
@@ -148,10 +153,20 @@ fn bearer(headers: &HeaderMap) -> Result<Option<&str>, AppError> {
 /// Authenticates a bearer token: an API token (`wrn_…`) or an access token (JWT).
 pub async fn authenticate_bearer(state: &AppState, token: &str) -> Result<Principal, AppError> {
     if token.starts_with(tokens::PREFIX) {
+        let hash = tokens::digest(token);
+        if let Some(principal) = state.tokens.get(&hash) {
+            return Ok(principal);
+        }
+        let epoch = state.tokens.epoch();
         let mut conn = state.db.acquire().await?;
-        tokens::principal_for(&mut conn, token)
+        let grant = tokens::principal_for(&mut conn, &hash)
             .await?
-            .ok_or_else(|| AppError::Unauthorized("the API token is invalid or revoked".into()))
+            .ok_or_else(|| AppError::Unauthorized("the API token is invalid or revoked".into()))?;
+        let principal = grant.principal;
+        state
+            .tokens
+            .insert(epoch, hash, principal.clone(), grant.expires_at);
+        Ok(principal)
     } else {
         state.keys.verify(token)
     }

@@ -43,7 +43,10 @@ pub struct NewToken<'a> {
 }
 
 #[tracing::instrument(skip_all, err)]
-pub async fn insert(conn: &mut PgConnection, new: NewToken<'_>) -> Result<TokenRecord, sqlx::Error> {
+pub async fn insert(
+    conn: &mut PgConnection,
+    new: NewToken<'_>,
+) -> Result<TokenRecord, sqlx::Error> {
     sqlx::query_as!(
         TokenRecord,
         r#"INSERT INTO api_tokens (id, account_id, user_id, name, scopes, token_hash, created_at, expires_at)
@@ -63,7 +66,10 @@ pub async fn insert(conn: &mut PgConnection, new: NewToken<'_>) -> Result<TokenR
 }
 
 #[tracing::instrument(skip_all, err)]
-pub async fn list(conn: &mut PgConnection, account_id: Uuid) -> Result<Vec<TokenRecord>, sqlx::Error> {
+pub async fn list(
+    conn: &mut PgConnection,
+    account_id: Uuid,
+) -> Result<Vec<TokenRecord>, sqlx::Error> {
     sqlx::query_as!(
         TokenRecord,
         "SELECT id, name, scopes, created_at, expires_at FROM api_tokens
@@ -74,33 +80,48 @@ pub async fn list(conn: &mut PgConnection, account_id: Uuid) -> Result<Vec<Token
     .await
 }
 
-/// Deletes the token; `false` when the account has no such token.
+/// Deletes the token and returns its hash; `None` when the account has no such token.
 #[tracing::instrument(skip_all, err)]
-pub async fn delete(conn: &mut PgConnection, account_id: Uuid, id: Uuid) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query!(
-        "DELETE FROM api_tokens WHERE id = $1 AND account_id = $2",
+pub async fn delete(
+    conn: &mut PgConnection,
+    account_id: Uuid,
+    id: Uuid,
+) -> Result<Option<Vec<u8>>, sqlx::Error> {
+    sqlx::query_scalar!(
+        "DELETE FROM api_tokens WHERE id = $1 AND account_id = $2 RETURNING token_hash",
         id,
         account_id
     )
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    .fetch_optional(conn)
+    .await
 }
 
-/// The principal of a live (not expired, not revoked) token.
+/// What a live token grants, and until when.
+pub struct Grant {
+    pub principal: Principal,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// What a live (not expired, not revoked) token grants.
 #[tracing::instrument(skip_all, err)]
-pub async fn principal_for(conn: &mut PgConnection, token: &str) -> Result<Option<Principal>, sqlx::Error> {
+pub async fn principal_for(
+    conn: &mut PgConnection,
+    hash: &[u8],
+) -> Result<Option<Grant>, sqlx::Error> {
     let row = sqlx::query!(
-        "SELECT user_id, account_id, scopes FROM api_tokens
+        "SELECT user_id, account_id, scopes, expires_at FROM api_tokens
          WHERE token_hash = $1 AND (expires_at IS NULL OR expires_at > now())",
-        digest(token)
+        hash
     )
     .fetch_optional(conn)
     .await?;
-    Ok(row.map(|r| Principal {
-        user_id: r.user_id,
-        account_id: r.account_id,
-        scopes: Scopes::from_names(&r.scopes),
+    Ok(row.map(|r| Grant {
+        principal: Principal {
+            user_id: r.user_id,
+            account_id: r.account_id,
+            scopes: Scopes::from_names(&r.scopes),
+        },
+        expires_at: r.expires_at,
     }))
 }
 

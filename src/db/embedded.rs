@@ -19,7 +19,8 @@ use rand::distributions::{Alphanumeric, DistString};
 const SUPERUSER: &str = "warren";
 
 /// The install hint printed when no server binaries are found.
-pub const MISSING_BINARIES: &str = "PostgreSQL server binaries (initdb, pg_ctl, postgres) were not found: \
+pub const MISSING_BINARIES: &str =
+    "PostgreSQL server binaries (initdb, pg_ctl, postgres) were not found: \
 install PostgreSQL (e.g. `apt-get install postgresql`) or set DATABASE_URL to an existing server";
 
 #[derive(Debug)]
@@ -62,7 +63,10 @@ impl EmbeddedPostgres {
             run_as,
         };
         if let Some(port) = this.running_port() {
-            tracing::info!(port, "adopting the embedded PostgreSQL that is already running");
+            tracing::info!(
+                port,
+                "adopting the embedded PostgreSQL that is already running"
+            );
             this.port = port;
             return Ok(this);
         }
@@ -177,14 +181,19 @@ fn init_cluster(
     if let Some((uid, gid)) = run_as {
         chown(pgdata, uid, gid)?;
         chown(&pwfile, uid, gid)?;
-        // The unprivileged user must be able to reach the cluster's directory.
-        let mode = fs::metadata(parent)?.permissions().mode() | 0o711;
-        fs::set_permissions(parent, fs::Permissions::from_mode(mode))?;
+        ensure_traversable(parent)?;
     }
     let mut cmd = Command::new(bin_dir.join("initdb"));
     cmd.arg("-D")
         .arg(pgdata)
-        .args(["-U", SUPERUSER, "-E", "UTF8", "--locale=C", "--auth=scram-sha-256"])
+        .args([
+            "-U",
+            SUPERUSER,
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--auth=scram-sha-256",
+        ])
         .arg(format!("--pwfile={}", pwfile.display()))
         .stdin(Stdio::null())
         .env("LC_ALL", "C");
@@ -200,11 +209,14 @@ fn init_cluster(
 /// Where `initdb`, `pg_ctl` and `postgres` are: `PG_BIN_DIR`, then `pg_config --bindir`,
 /// then the newest `/usr/lib/postgresql/*/bin`, then `PATH`.
 pub fn find_bin_dir() -> Option<PathBuf> {
-    let has_all = |dir: &Path| ["initdb", "pg_ctl", "postgres"].iter().all(|b| dir.join(b).is_file());
+    let has_all = |dir: &Path| {
+        ["initdb", "pg_ctl", "postgres"]
+            .iter()
+            .all(|b| dir.join(b).is_file())
+    };
+    // When given, PG_BIN_DIR is the only place looked at.
     if let Some(dir) = std::env::var_os("PG_BIN_DIR").map(PathBuf::from) {
-        if has_all(&dir) {
-            return Some(dir);
-        }
+        return has_all(&dir).then_some(dir);
     }
     if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
         let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
@@ -243,7 +255,24 @@ fn unprivileged_user() -> anyhow::Result<Option<(u32, u32)>> {
             return Ok(Some((user.uid.as_raw(), user.gid.as_raw())));
         }
     }
-    bail!("running as root, and neither a `postgres` nor a `nobody` user exists to run PostgreSQL as")
+    bail!(
+        "running as root, and neither a `postgres` nor a `nobody` user exists to run PostgreSQL as"
+    )
+}
+
+/// The unprivileged user must be able to reach the cluster through every directory above it:
+/// a directory that others cannot search (say a `mktemp -d`) gets search permission only
+/// (`o+x`: others can pass through, not list it).
+fn ensure_traversable(dir: &Path) -> anyhow::Result<()> {
+    for ancestor in dir.ancestors() {
+        let mode = fs::metadata(ancestor)?.permissions().mode();
+        if mode & 0o001 == 0 {
+            tracing::warn!(dir = %ancestor.display(), "allowing others to pass through this directory (o+x) so PostgreSQL can reach its data");
+            fs::set_permissions(ancestor, fs::Permissions::from_mode(mode | 0o001))
+                .with_context(|| format!("chmod o+x {}", ancestor.display()))?;
+        }
+    }
+    Ok(())
 }
 
 fn chown(path: &Path, uid: u32, gid: u32) -> anyhow::Result<()> {

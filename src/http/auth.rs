@@ -1,6 +1,8 @@
 //! `POST /v1/auth/register` and `POST /v1/auth/login`.
 
-use axum::extract::State;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
@@ -51,7 +53,10 @@ fn validate_email(email: &str) -> Result<(), AppError> {
     if valid {
         Ok(())
     } else {
-        Err(AppError::invalid("email", "email must be an address such as `name@example.com`"))
+        Err(AppError::invalid(
+            "email",
+            "email must be an address such as `name@example.com`",
+        ))
     }
 }
 
@@ -113,8 +118,17 @@ pub struct LoggedIn {
 #[tracing::instrument(skip_all, err)]
 async fn login(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     ApiJson(body): ApiJson<Credentials>,
 ) -> Result<Json<LoggedIn>, AppError> {
+    // Both counted on every attempt, so neither guessing one account's password from many
+    // addresses nor many accounts' from one address gets far.
+    let limiter = &state.login_limiter;
+    let by_address = limiter.attempt(&format!("ip:{}", peer.ip()));
+    let by_email = limiter.attempt(&format!("email:{}", body.email.trim().to_lowercase()));
+    if let Err(retry_after) = by_address.and(by_email) {
+        return Err(AppError::RateLimited { retry_after });
+    }
     let user = {
         let mut conn = state.db.acquire().await?;
         users::credentials_by_email(&mut conn, body.email.trim()).await?
@@ -123,7 +137,11 @@ async fn login(
     let ok = password::verify(body.password, stored).await?;
     let user = match (ok, user) {
         (true, Some(user)) => user,
-        _ => return Err(AppError::Unauthorized("the email or password is incorrect".into())),
+        _ => {
+            return Err(AppError::Unauthorized(
+                "the email or password is incorrect".into(),
+            ))
+        }
     };
     let access_token = state.keys.issue(user.id, user.account_id, Scopes::all())?;
     Ok(Json(LoggedIn {
@@ -142,7 +160,9 @@ mod tests {
         for ok in ["a@b.co", "first.last+tag@example.com"] {
             assert!(validate_email(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "a", "a@b", "@b.co", "a@@b.co", "a b@c.co", "a@.co", "a@b.co."] {
+        for bad in [
+            "", "a", "a@b", "@b.co", "a@@b.co", "a b@c.co", "a@.co", "a@b.co.",
+        ] {
             assert!(validate_email(bad).is_err(), "{bad}");
         }
     }

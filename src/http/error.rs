@@ -39,6 +39,8 @@ pub enum AppError {
         detail: String,
         extra: Map<String, Value>,
     },
+    #[error("too many attempts; try again in {retry_after} s")]
+    RateLimited { retry_after: u64 },
     #[error("the database is unavailable")]
     Unavailable(#[source] sqlx::Error),
     #[error("internal error")]
@@ -83,6 +85,7 @@ impl AppError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -95,6 +98,7 @@ impl AppError {
             Self::Unauthorized(_) => "unauthorized",
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
+            Self::RateLimited { .. } => "rate_limited",
             Self::Unavailable(_) => "service_unavailable",
             Self::Internal(_) => "internal_error",
         }
@@ -150,6 +154,11 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = self.status();
         let code = self.code();
+        let retry_after = match &self {
+            Self::RateLimited { retry_after } => Some(*retry_after),
+            Self::Unavailable(_) => Some(1),
+            _ => None,
+        };
         let (detail, extra) = match self {
             Self::Internal(err) => {
                 tracing::error!(error = ?err, "request failed");
@@ -173,8 +182,8 @@ impl IntoResponse for AppError {
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        if let Some(secs) = retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }
@@ -195,7 +204,10 @@ pub fn problem(
         "code": code,
     });
     if let Value::Object(map) = &mut body {
-        map.extend(extra);
+        // Extension members never replace the standard ones.
+        for (key, value) in extra {
+            map.entry(key).or_insert(value);
+        }
     }
     let mut response = (status, body.to_string()).into_response();
     response

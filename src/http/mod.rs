@@ -6,6 +6,7 @@ pub mod error;
 pub mod extract;
 pub mod fleet;
 pub mod health;
+pub mod metrics;
 pub mod tokens;
 pub mod tunnels;
 
@@ -32,10 +33,12 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::router())
+        .merge(metrics::router())
         .merge(auth::router())
         .merge(tokens::router())
         .merge(tunnels::router())
         .merge(fleet::router())
+        .merge(crate::compat::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -54,6 +57,8 @@ pub fn router(state: AppState) -> Router {
                         .unwrap_or("unmatched");
                     tracing::info_span!("http", method = %req.method(), route)
                 }))
+                .layer(middleware::from_fn(metrics::track))
+                .layer(middleware::from_fn(crate::compat::envelope_errors))
                 .layer(CatchPanicLayer::custom(panic_response))
                 .layer(middleware::map_response(ensure_problem))
                 .layer(TimeoutLayer::with_status_code(

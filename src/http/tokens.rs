@@ -62,7 +62,10 @@ fn validate(body: &CreateToken, caller: &Principal) -> Result<Scopes, AppError> 
         return Err(AppError::invalid("name", "name must be 1-100 characters"));
     }
     if body.scopes.is_empty() {
-        return Err(AppError::invalid("scopes", "scopes must list at least one scope"));
+        return Err(AppError::invalid(
+            "scopes",
+            "scopes must list at least one scope",
+        ));
     }
     let mut scopes = Vec::with_capacity(body.scopes.len());
     for (i, name) in body.scopes.iter().enumerate() {
@@ -114,15 +117,26 @@ async fn create(
         },
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(TokenView::new(record, Some(token)))))
+    Ok((
+        StatusCode::CREATED,
+        Json(TokenView::new(record, Some(token))),
+    ))
 }
 
 #[tracing::instrument(skip_all, err)]
-async fn list(State(state): State<AppState>, caller: Principal) -> Result<Json<Vec<TokenView>>, AppError> {
+async fn list(
+    State(state): State<AppState>,
+    caller: Principal,
+) -> Result<Json<Vec<TokenView>>, AppError> {
     caller.require(Scope::TokensWrite)?;
     let mut conn = state.db.acquire().await?;
     let records = tokens::list(&mut conn, caller.account_id).await?;
-    Ok(Json(records.into_iter().map(|r| TokenView::new(r, None)).collect()))
+    Ok(Json(
+        records
+            .into_iter()
+            .map(|r| TokenView::new(r, None))
+            .collect(),
+    ))
 }
 
 #[tracing::instrument(skip_all, err)]
@@ -133,9 +147,10 @@ async fn revoke(
 ) -> Result<StatusCode, AppError> {
     caller.require(Scope::TokensWrite)?;
     let mut conn = state.db.acquire().await?;
-    if tokens::delete(&mut conn, caller.account_id, id).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(AppError::NotFound("token"))
-    }
+    let hash = tokens::delete(&mut conn, caller.account_id, id)
+        .await?
+        .ok_or(AppError::NotFound("token"))?;
+    // Refused here at once; other processes hear of it through the database's NOTIFY.
+    state.tokens.evict(&hash);
+    Ok(StatusCode::NO_CONTENT)
 }

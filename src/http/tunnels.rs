@@ -1,7 +1,7 @@
 //! The native tunnel routes: `/v1/tunnels…`.
 
 use axum::extract::State;
-use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -11,9 +11,10 @@ use uuid::Uuid;
 
 use super::error::AppError;
 use super::extract::{ApiJson, ApiPath, ApiQuery, OptionalJson};
-use crate::auth::{Principal, Scope};
+use crate::auth::{tokens, Principal, Scope};
 use crate::state::AppState;
-use crate::tunnels::store::{self, Due, NewTunnel};
+use crate::tunnels::idempotency::{self, Claim};
+use crate::tunnels::store::{self, Cursor, Due, NewTunnel};
 use crate::tunnels::{self, slug, Status, Tunnel, TunnelView};
 
 pub const HEARTBEAT_INTERVAL_HEADER: &str = "warren-heartbeat-interval";
@@ -21,10 +22,7 @@ pub const HEARTBEAT_INTERVAL_HEADER: &str = "warren-heartbeat-interval";
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/tunnels", post(create).get(list))
-        .route(
-            "/v1/tunnels/{id}",
-            get(show).patch(update).delete(remove),
-        )
+        .route("/v1/tunnels/{id}", get(show).patch(update).delete(remove))
         .route("/v1/tunnels/{id}/heartbeat", post(heartbeat))
 }
 
@@ -42,10 +40,31 @@ pub struct CreateTunnel {
 /// How many generated slugs to try before giving up (each collision is ~1 in 1.3 million).
 const SLUG_ATTEMPTS: usize = 5;
 
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// The `Idempotency-Key` header: 1-255 visible ASCII characters, if present.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, AppError> {
+    let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
+        return Ok(None);
+    };
+    let bad = || {
+        AppError::bad_param(
+            "Idempotency-Key",
+            "the Idempotency-Key header must be 1-255 visible ASCII characters",
+        )
+    };
+    let key = value.to_str().map_err(|_| bad())?;
+    if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(bad());
+    }
+    Ok(Some(key.to_owned()))
+}
+
 #[tracing::instrument(skip_all, err)]
 async fn create(
     State(state): State<AppState>,
     caller: Principal,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<CreateTunnel>,
 ) -> Result<(StatusCode, Json<TunnelView>), AppError> {
     caller.require(Scope::TunnelsWrite)?;
@@ -53,11 +72,37 @@ async fn create(
     if let Some(slug) = &body.slug {
         slug::validate(slug)?;
     }
+    let key = idempotency_key(&headers)?;
     let mut tx = state.db.begin().await?;
+    if let Some(key) = &key {
+        let request_hash = tokens::digest(&format!("{:?}|{requested_port}", body.slug));
+        match idempotency::claim(&mut tx, caller.account_id, key, &request_hash).await? {
+            Claim::New => {}
+            Claim::Used {
+                request_hash: used, ..
+            } if used != request_hash => {
+                return Err(AppError::Rejected {
+                    status: StatusCode::UNPROCESSABLE_ENTITY,
+                    code: "idempotency_key_reused",
+                    detail: "this Idempotency-Key was used with a different body".into(),
+                });
+            }
+            Claim::Used { tunnel_id, .. } => {
+                let id = tunnel_id.ok_or(AppError::NotFound("tunnel"))?;
+                let tunnel = current(&mut tx, caller.account_id, id).await?;
+                tx.commit().await?;
+                return Ok((StatusCode::CREATED, Json(view(&state, tunnel))));
+            }
+        }
+    }
     for _ in 0..SLUG_ATTEMPTS {
         let slug = body.slug.clone().unwrap_or_else(slug::generate);
         // A holder whose lease ran out frees the slug now, not when the reaper comes by.
-        store::expire_due(&mut tx, Due { slug: Some(&slug), ..Due::default() }).await?;
+        let due = Due {
+            slug: Some(&slug),
+            ..Due::default()
+        };
+        store::expire_due(&mut tx, due).await?;
         let new = NewTunnel {
             id: Uuid::new_v4(),
             account_id: caller.account_id,
@@ -66,6 +111,9 @@ async fn create(
             lease_ttl: state.config.lease_ttl,
         };
         if let Some(tunnel) = store::insert(&mut tx, new).await? {
+            if let Some(key) = &key {
+                idempotency::complete(&mut tx, caller.account_id, key, tunnel.id).await?;
+            }
             tx.commit().await?;
             tracing::info!(tunnel_id = %tunnel.id, slug = %tunnel.slug, "tunnel created");
             return Ok((StatusCode::CREATED, Json(view(&state, tunnel))));
@@ -98,7 +146,12 @@ fn slug_taken(slug: &str, holder: Option<(Uuid, Uuid)>, account_id: Uuid) -> App
 #[serde(rename_all = "camelCase")]
 pub struct ListQuery {
     include_inactive: Option<String>,
+    limit: Option<String>,
+    after: Option<String>,
 }
+
+/// The default and largest page of `GET /v1/tunnels`.
+pub const MAX_PAGE: i64 = 1000;
 
 /// `true`, `1`, `false`, `0`, exactly as the seed says.
 fn parse_bool_param(name: &str, value: Option<&str>) -> Result<bool, AppError> {
@@ -113,19 +166,102 @@ fn parse_bool_param(name: &str, value: Option<&str>) -> Result<bool, AppError> {
     }
 }
 
+fn parse_limit(value: Option<&str>) -> Result<i64, AppError> {
+    let Some(raw) = value else {
+        return Ok(MAX_PAGE);
+    };
+    match raw.parse::<i64>() {
+        Ok(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+        _ => Err(AppError::bad_param(
+            "limit",
+            format!("limit must be a whole number from 1 to {MAX_PAGE}; got `{raw}`"),
+        )),
+    }
+}
+
+/// A cursor is `{createdAt in microseconds}_{id}` of the last tunnel of the previous page.
+fn encode_cursor(tunnel: &Tunnel) -> String {
+    format!(
+        "{}_{}",
+        tunnel.created_at.timestamp_micros(),
+        tunnel.id.simple()
+    )
+}
+
+fn parse_cursor(value: Option<&str>) -> Result<Option<Cursor>, AppError> {
+    let Some(raw) = value else {
+        return Ok(None);
+    };
+    let parsed = raw.split_once('_').and_then(|(micros, id)| {
+        Some(Cursor {
+            created_at: chrono::DateTime::from_timestamp_micros(micros.parse().ok()?)?,
+            id: Uuid::try_parse(id).ok()?,
+        })
+    });
+    parsed.map(Some).ok_or_else(|| {
+        AppError::bad_param(
+            "after",
+            "after must be a cursor taken from a `Link: rel=\"next\"` header",
+        )
+    })
+}
+
+/// A page of the account's tunnels, newest first, with `Link: <…>; rel="next"` when there
+/// is more. The body stays the seed's bare array.
 #[tracing::instrument(skip_all, err)]
 async fn list(
     State(state): State<AppState>,
     caller: Principal,
     ApiQuery(query): ApiQuery<ListQuery>,
-) -> Result<Json<Vec<TunnelView>>, AppError> {
+) -> Result<Response, AppError> {
     caller.require(Scope::TunnelsRead)?;
     let include_inactive = parse_bool_param("includeInactive", query.include_inactive.as_deref())?;
+    let limit = parse_limit(query.limit.as_deref())?;
+    let after = parse_cursor(query.after.as_deref())?;
     let mut tx = state.db.begin().await?;
-    store::expire_due(&mut tx, Due { account_id: Some(caller.account_id), ..Due::default() }).await?;
-    let rows = store::list(&mut tx, caller.account_id, include_inactive).await?;
+    store::expire_due(
+        &mut tx,
+        Due {
+            account_id: Some(caller.account_id),
+            ..Due::default()
+        },
+    )
+    .await?;
+    let mut rows = store::list(
+        &mut tx,
+        caller.account_id,
+        include_inactive,
+        after,
+        limit + 1,
+    )
+    .await?;
     tx.commit().await?;
-    Ok(Json(rows.into_iter().map(|t| view(&state, t)).collect()))
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let next = match rows.last() {
+        Some(last) if more => Some(format!(
+            "</v1/tunnels?limit={limit}&after={}{}>; rel=\"next\"",
+            encode_cursor(last),
+            if include_inactive {
+                "&includeInactive=true"
+            } else {
+                ""
+            }
+        )),
+        _ => None,
+    };
+    let body = Json(
+        rows.into_iter()
+            .map(|t| view(&state, t))
+            .collect::<Vec<_>>(),
+    );
+    Ok(match next {
+        Some(link) => {
+            let link = HeaderValue::from_str(&link).map_err(AppError::internal)?;
+            ([(header::LINK, link)], body).into_response()
+        }
+        None => body.into_response(),
+    })
 }
 
 #[tracing::instrument(skip_all, err)]
@@ -147,7 +283,14 @@ async fn current(
     account_id: Uuid,
     id: Uuid,
 ) -> Result<Tunnel, AppError> {
-    store::expire_due(conn, Due { id: Some(id), ..Due::default() }).await?;
+    store::expire_due(
+        conn,
+        Due {
+            id: Some(id),
+            ..Due::default()
+        },
+    )
+    .await?;
     store::get(conn, account_id, id)
         .await?
         .ok_or(AppError::NotFound("tunnel"))
@@ -165,10 +308,15 @@ async fn heartbeat(
 ) -> Result<Response, AppError> {
     caller.require(Scope::TunnelsHeartbeat)?;
     let mut conn = state.db.acquire().await?;
-    let tunnel = match store::heartbeat(&mut conn, caller.account_id, id, state.config.lease_ttl).await? {
-        Some(tunnel) => tunnel,
-        None => return Err(refused_heartbeat(&mut conn, caller.account_id, id).await?),
-    };
+    let tunnel =
+        match store::heartbeat(&mut conn, caller.account_id, id, state.config.lease_ttl).await? {
+            Some(tunnel) => tunnel,
+            None => {
+                metrics::counter!("warren_heartbeats_total", "result" => "refused").increment(1);
+                return Err(refused_heartbeat(&mut conn, caller.account_id, id).await?);
+            }
+        };
+    metrics::counter!("warren_heartbeats_total", "result" => "accepted").increment(1);
     let interval = HeaderValue::from(state.config.heartbeat_interval_secs());
     Ok((
         [(HeaderName::from_static(HEARTBEAT_INTERVAL_HEADER), interval)],
@@ -178,10 +326,16 @@ async fn heartbeat(
 }
 
 /// Why a heartbeat renewed nothing: 404, or 409 `lease_expired` / `tunnel_not_live`.
-async fn refused_heartbeat(conn: &mut sqlx::PgConnection, account_id: Uuid, id: Uuid) -> Result<AppError, AppError> {
+async fn refused_heartbeat(
+    conn: &mut sqlx::PgConnection,
+    account_id: Uuid,
+    id: Uuid,
+) -> Result<AppError, AppError> {
     let tunnel = current(conn, account_id, id).await?;
     let status = tunnel.status.clone();
-    let mut err = if tunnel.last_error.as_deref() == Some("lease expired") && tunnel.status() == Status::Failed {
+    let mut err = if tunnel.last_error.as_deref() == Some("lease expired")
+        && tunnel.status() == Status::Failed
+    {
         AppError::conflict(
             "lease_expired",
             "the tunnel's lease expired before this heartbeat; create the tunnel again",
@@ -193,7 +347,7 @@ async fn refused_heartbeat(conn: &mut sqlx::PgConnection, account_id: Uuid, id: 
         )
     };
     if let AppError::Conflict { extra, .. } = &mut err {
-        extra.insert("status".into(), Value::String(status));
+        extra.insert("tunnelStatus".into(), Value::String(status));
     }
     Ok(err)
 }
@@ -245,7 +399,10 @@ async fn remove(
     if !store::delete_terminal(&mut tx, caller.account_id, id).await? {
         return Err(AppError::conflict(
             "tunnel_live",
-            format!("the tunnel is `{}`; stop it before deleting it", tunnel.status),
+            format!(
+                "the tunnel is `{}`; stop it before deleting it",
+                tunnel.status
+            ),
         ));
     }
     tx.commit().await?;

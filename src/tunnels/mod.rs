@@ -1,5 +1,6 @@
 //! Tunnels: the state machine, their JSON shape, and the rules a request must follow.
 
+pub mod idempotency;
 pub mod reaper;
 pub mod slug;
 pub mod store;
@@ -143,7 +144,9 @@ pub fn validate_patch(status: &str, last_error: Option<&str>) -> Result<Status, 
     let target = Status::parse(status).ok_or_else(|| {
         AppError::invalid(
             "status",
-            format!("status must be one of creating, active, stopping, stopped, failed; got `{status}`"),
+            format!(
+                "status must be one of creating, active, stopping, stopped, failed; got `{status}`"
+            ),
         )
     })?;
     match (target, last_error) {
@@ -151,9 +154,10 @@ pub fn validate_patch(status: &str, last_error: Option<&str>) -> Result<Status, 
             "lastError",
             "lastError is required when reporting a failure",
         )),
-        (Status::Failed, Some(err)) if err.trim().is_empty() => {
-            Err(AppError::invalid("lastError", "lastError must not be empty"))
-        }
+        (Status::Failed, Some(err)) if err.trim().is_empty() => Err(AppError::invalid(
+            "lastError",
+            "lastError must not be empty",
+        )),
         (_, Some(err)) if err.chars().count() > MAX_LAST_ERROR => Err(AppError::invalid(
             "lastError",
             format!("lastError must be at most {MAX_LAST_ERROR} characters"),

@@ -10,7 +10,7 @@ use std::time::Duration;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use super::store;
+use super::{idempotency, store};
 
 pub async fn run(pool: PgPool, interval: Duration, batch: i64, shutdown: CancellationToken) {
     let mut ticker = tokio::time::interval(interval);
@@ -30,7 +30,11 @@ pub async fn run(pool: PgPool, interval: Duration, batch: i64, shutdown: Cancell
 }
 
 /// Expires every due lease, one batch per statement, until a batch comes back short.
-pub async fn sweep(pool: &PgPool, batch: i64, shutdown: &CancellationToken) -> Result<usize, sqlx::Error> {
+pub async fn sweep(
+    pool: &PgPool,
+    batch: i64,
+    shutdown: &CancellationToken,
+) -> Result<usize, sqlx::Error> {
     let mut total = 0;
     loop {
         let mut conn = pool.acquire().await?;
@@ -38,8 +42,12 @@ pub async fn sweep(pool: &PgPool, batch: i64, shutdown: &CancellationToken) -> R
         total += expired.len();
         for (id, status) in &expired {
             tracing::debug!(tunnel_id = %id, status, "lease expired");
+            metrics::counter!("warren_reaper_transitions_total", "to" => status.clone())
+                .increment(1);
         }
         if (expired.len() as i64) < batch || shutdown.is_cancelled() {
+            // Housekeeping that rides along: idempotency keys past their 24 hours.
+            idempotency::purge_expired(&mut conn, batch).await?;
             return Ok(total);
         }
     }

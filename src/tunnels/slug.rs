@@ -31,8 +31,8 @@ const ADJECTIVES: &[&str] = &[
     "keen", "lively", "mellow", "nimble", "olive", "quiet", "rapid", "silent", "tidy", "vivid",
 ];
 const NOUNS: &[&str] = &[
-    "badger", "burrow", "cedar", "delta", "ferret", "grove", "harbor", "meadow", "otter",
-    "pebble", "rabbit", "river", "stoat", "thicket", "valley", "willow",
+    "badger", "burrow", "cedar", "delta", "ferret", "grove", "harbor", "meadow", "otter", "pebble",
+    "rabbit", "river", "stoat", "thicket", "valley", "willow",
 ];
 
 /// A readable random slug such as `quiet-otter-4k2z`.

@@ -54,7 +54,10 @@ pub async fn expire_due(conn: &mut PgConnection, due: Due<'_>) -> Result<u64, sq
 /// One batch of the reaper: up to `limit` due leases, skipping rows other transactions hold
 /// (another replica's reaper, a heartbeat in flight), oldest expiry first.
 #[tracing::instrument(skip_all, err)]
-pub async fn reap_batch(conn: &mut PgConnection, limit: i64) -> Result<Vec<(Uuid, String)>, sqlx::Error> {
+pub async fn reap_batch(
+    conn: &mut PgConnection,
+    limit: i64,
+) -> Result<Vec<(Uuid, String)>, sqlx::Error> {
     let rows = sqlx::query!(
         r#"WITH due AS (
                SELECT id FROM tunnels
@@ -88,7 +91,10 @@ pub struct NewTunnel<'a> {
 
 /// Inserts a `creating` tunnel with a fresh lease; `None` when a live tunnel holds the slug.
 #[tracing::instrument(skip_all, err)]
-pub async fn insert(conn: &mut PgConnection, new: NewTunnel<'_>) -> Result<Option<Tunnel>, sqlx::Error> {
+pub async fn insert(
+    conn: &mut PgConnection,
+    new: NewTunnel<'_>,
+) -> Result<Option<Tunnel>, sqlx::Error> {
     sqlx::query_as!(
         Tunnel,
         r#"INSERT INTO tunnels (id, account_id, slug, status, requested_port, created_at, lease_expires_at)
@@ -109,7 +115,10 @@ pub async fn insert(conn: &mut PgConnection, new: NewTunnel<'_>) -> Result<Optio
 
 /// The live tunnel holding `slug`: its id and account.
 #[tracing::instrument(skip_all, err)]
-pub async fn live_holder(conn: &mut PgConnection, slug: &str) -> Result<Option<(Uuid, Uuid)>, sqlx::Error> {
+pub async fn live_holder(
+    conn: &mut PgConnection,
+    slug: &str,
+) -> Result<Option<(Uuid, Uuid)>, sqlx::Error> {
     let row = sqlx::query!(
         "SELECT id, account_id FROM tunnels
          WHERE slug = $1 AND status IN ('creating', 'active', 'stopping')",
@@ -120,12 +129,21 @@ pub async fn live_holder(conn: &mut PgConnection, slug: &str) -> Result<Option<(
     Ok(row.map(|r| (r.id, r.account_id)))
 }
 
-/// The account's tunnels, newest first; only live ones unless `include_inactive`.
+/// Where a page of the tunnel list starts: after this tunnel in newest-first order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cursor {
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub id: Uuid,
+}
+
+/// A page of the account's tunnels, newest first; only live ones unless `include_inactive`.
 #[tracing::instrument(skip_all, err)]
 pub async fn list(
     conn: &mut PgConnection,
     account_id: Uuid,
     include_inactive: bool,
+    after: Option<Cursor>,
+    limit: i64,
 ) -> Result<Vec<Tunnel>, sqlx::Error> {
     sqlx::query_as!(
         Tunnel,
@@ -133,16 +151,25 @@ pub async fn list(
                   last_heartbeat_at, lease_expires_at, stopped_at, last_error
            FROM tunnels
            WHERE account_id = $1 AND ($2 OR status IN ('creating', 'active', 'stopping'))
-           ORDER BY created_at DESC, id DESC"#,
+             AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4::uuid))
+           ORDER BY created_at DESC, id DESC
+           LIMIT $5"#,
         account_id,
-        include_inactive
+        include_inactive,
+        after.map(|c| c.created_at),
+        after.map(|c| c.id),
+        limit,
     )
     .fetch_all(conn)
     .await
 }
 
 #[tracing::instrument(skip_all, err)]
-pub async fn get(conn: &mut PgConnection, account_id: Uuid, id: Uuid) -> Result<Option<Tunnel>, sqlx::Error> {
+pub async fn get(
+    conn: &mut PgConnection,
+    account_id: Uuid,
+    id: Uuid,
+) -> Result<Option<Tunnel>, sqlx::Error> {
     sqlx::query_as!(
         Tunnel,
         r#"SELECT id, account_id, slug, status, requested_port, created_at,
@@ -220,7 +247,11 @@ pub async fn transition(
 
 /// Deletes a `stopped` or `failed` tunnel; `false` when there is no such terminal tunnel.
 #[tracing::instrument(skip_all, err)]
-pub async fn delete_terminal(conn: &mut PgConnection, account_id: Uuid, id: Uuid) -> Result<bool, sqlx::Error> {
+pub async fn delete_terminal(
+    conn: &mut PgConnection,
+    account_id: Uuid,
+    id: Uuid,
+) -> Result<bool, sqlx::Error> {
     let done = sqlx::query!(
         "DELETE FROM tunnels WHERE id = $1 AND account_id = $2 AND status IN ('stopped', 'failed')",
         id,
@@ -229,4 +260,18 @@ pub async fn delete_terminal(conn: &mut PgConnection, account_id: Uuid, id: Uuid
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// How many tunnels are in each state (every state, zero included), for `/metrics`.
+#[tracing::instrument(skip_all, err)]
+pub async fn count_by_status(conn: &mut PgConnection) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"SELECT s.status AS "status!", count(t.id) AS "count!"
+           FROM unnest(ARRAY['creating', 'active', 'stopping', 'stopped', 'failed']) AS s(status)
+           LEFT JOIN tunnels t ON t.status = s.status
+           GROUP BY s.status"#
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.status, r.count)).collect())
 }

@@ -73,12 +73,17 @@ fn server() -> &'static PgServer {
         })
         .join()
         .expect("preparing the template database");
-        PgServer { url_pattern, template }
+        PgServer {
+            url_pattern,
+            template,
+        }
     })
 }
 
 fn replace_database(url: &str, db: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
     let base = match base.rfind('/') {
         Some(i) if i > base.find("//").map_or(0, |j| j + 1) => &base[..i],
         _ => base,
@@ -125,6 +130,7 @@ pub fn test_config(database_url: &str) -> Config {
         jwt_secret: Some(JWT_SECRET.to_owned()),
         allow_registration: true,
         reaper_interval: Duration::from_millis(200),
+        login_attempts_per_minute: 10_000,
         ..Config::with_defaults()
     }
 }
@@ -152,7 +158,9 @@ impl TestApp {
     pub async fn on_database(url: &str, adjust: impl FnOnce(&mut Config)) -> Self {
         let mut config = test_config(url);
         adjust(&mut config);
-        let pool = warren::db::connect(url, Duration::from_secs(10)).await.unwrap();
+        let pool = warren::db::connect(url, Duration::from_secs(10))
+            .await
+            .unwrap();
         let server = Server::start(config, pool.clone()).await.unwrap();
         let addr = server.addr;
         Self {
@@ -176,7 +184,13 @@ impl TestApp {
     }
 
     /// A request with an optional bearer token and an optional JSON body.
-    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> reqwest::Response {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> reqwest::Response {
         let mut req = self.client.request(method, self.url(path));
         if let Some(token) = token {
             req = req.bearer_auth(token);
@@ -196,7 +210,8 @@ impl TestApp {
     }
 
     pub async fn patch(&self, path: &str, token: &str, body: Value) -> reqwest::Response {
-        self.call(Method::PATCH, path, Some(token), Some(body)).await
+        self.call(Method::PATCH, path, Some(token), Some(body))
+            .await
     }
 
     pub async fn delete(&self, path: &str, token: &str) -> reqwest::Response {
@@ -205,12 +220,14 @@ impl TestApp {
 
     pub async fn register(&self, email: &str, password: &str) -> reqwest::Response {
         let body = json!({ "email": email, "password": password });
-        self.call(Method::POST, "/v1/auth/register", None, Some(body)).await
+        self.call(Method::POST, "/v1/auth/register", None, Some(body))
+            .await
     }
 
     pub async fn login(&self, email: &str, password: &str) -> reqwest::Response {
         let body = json!({ "email": email, "password": password });
-        self.call(Method::POST, "/v1/auth/login", None, Some(body)).await
+        self.call(Method::POST, "/v1/auth/login", None, Some(body))
+            .await
     }
 
     /// A registered user with a login token holding every scope.
@@ -228,17 +245,31 @@ impl TestApp {
     /// An API token of `user` with these scopes.
     pub async fn api_token(&self, user: &User, scopes: &[&str]) -> String {
         let body = json!({ "name": "test", "scopes": scopes });
-        let created = json_of(self.post("/v1/tokens", &user.token, body).await, StatusCode::CREATED).await;
+        let created = json_of(
+            self.post("/v1/tokens", &user.token, body).await,
+            StatusCode::CREATED,
+        )
+        .await;
         created["token"].as_str().unwrap().to_owned()
     }
 
     /// Creates a tunnel and returns it.
     pub async fn tunnel(&self, token: &str, body: Value) -> Value {
-        json_of(self.post("/v1/tunnels", token, body).await, StatusCode::CREATED).await
+        json_of(
+            self.post("/v1/tunnels", token, body).await,
+            StatusCode::CREATED,
+        )
+        .await
     }
 
     pub async fn heartbeat(&self, token: &str, id: &str) -> reqwest::Response {
-        self.call(Method::POST, &format!("/v1/tunnels/{id}/heartbeat"), Some(token), None).await
+        self.call(
+            Method::POST,
+            &format!("/v1/tunnels/{id}/heartbeat"),
+            Some(token),
+            None,
+        )
+        .await
     }
 }
 
@@ -263,9 +294,16 @@ pub async fn problem_of(response: reqwest::Response, status: StatusCode, code: &
         .get("content-type")
         .map(|v| v.to_str().unwrap().to_owned());
     let body = json_of(response, status).await;
-    assert_eq!(content_type.as_deref(), Some("application/problem+json"), "body: {body}");
+    assert_eq!(
+        content_type.as_deref(),
+        Some("application/problem+json"),
+        "body: {body}"
+    );
     assert_eq!(body["code"], code, "body: {body}");
     assert_eq!(body["status"], status.as_u16(), "body: {body}");
-    assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()), "body: {body}");
+    assert!(
+        body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+        "body: {body}"
+    );
     body
 }

@@ -1,0 +1,82 @@
+//! `GET /metrics`: Prometheus text. Request counts and latency by matched route and status
+//! are recorded by [`track`]; domain code counts its own events with the `metrics` macros
+//! (`warren_heartbeats_total`, `warren_reaper_transitions_total`, …); gauges that describe
+//! the database (tunnels by status, pool use) are read when scraped.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use super::error::AppError;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/metrics", get(render))
+}
+
+/// The process-wide recorder (installed on first use).
+pub fn handle() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Full("warren_http_request_duration_seconds".into()),
+                &[
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+                ],
+            )
+            .and_then(|b| {
+                b.set_buckets_for_metric(
+                    Matcher::Full("warren_heartbeat_batch_size".into()),
+                    &[1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0],
+                )
+            })
+            .expect("bucket lists are not empty")
+            .install_recorder()
+            .expect("no other metrics recorder is installed")
+    })
+}
+
+/// Middleware: counts and times every request by method, matched route and status.
+pub async fn track(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().as_str().to_owned();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let response = next.run(req).await;
+    let status = response.status().as_u16().to_string();
+    let labels = [("method", method), ("route", route), ("status", status)];
+    metrics::counter!("warren_http_requests_total", &labels).increment(1);
+    metrics::histogram!("warren_http_request_duration_seconds", &labels)
+        .record(start.elapsed().as_secs_f64());
+    response
+}
+
+async fn render(State(state): State<AppState>) -> Result<Response, AppError> {
+    let handle = handle();
+    let mut conn = state.db.acquire().await?;
+    for row in crate::tunnels::store::count_by_status(&mut conn).await? {
+        metrics::gauge!("warren_tunnels", "status" => row.0).set(row.1 as f64);
+    }
+    drop(conn);
+    metrics::gauge!("warren_db_pool_connections", "state" => "open").set(state.db.size() as f64);
+    metrics::gauge!("warren_db_pool_connections", "state" => "idle")
+        .set(state.db.num_idle() as f64);
+    handle.run_upkeep();
+    let mut response = handle.render().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    Ok(response)
+}

@@ -1,0 +1,297 @@
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+async fn stored_status(app: &TestApp, id: &str) -> (String, Option<String>) {
+    sqlx::query_as("SELECT status, last_error FROM tunnels WHERE id = $1")
+        .bind(Uuid::parse_str(id).unwrap())
+        .fetch_one(&app.db)
+        .await
+        .unwrap()
+}
+
+/// Polls the database (not the API, which would expire the lease itself) until `want`.
+async fn wait_for_status(app: &TestApp, id: &str, want: &str, within: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        let (status, _) = stored_status(app, id).await;
+        if status == want {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < within,
+            "tunnel still `{status}` after {within:?}, wanted `{want}`"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_reaper_fails_a_lease_that_is_not_renewed_within_ttl_plus_two_seconds() {
+    let app = TestApp::spawn_with(|c| c.lease_ttl = Duration::from_secs(1)).await;
+    let user = app.user().await;
+    let t = app
+        .tunnel(&user.token, json!({"requestedPort": 3000}))
+        .await;
+    let id = t["id"].as_str().unwrap();
+    let hb = json_of(app.heartbeat(&user.token, id).await, StatusCode::OK).await;
+    wait_for_status(&app, id, "failed", Duration::from_secs(3)).await;
+    let (_, last_error) = stored_status(&app, id).await;
+    assert_eq!(last_error.as_deref(), Some("lease expired"));
+
+    let after = json_of(
+        app.get(&format!("/v1/tunnels/{id}"), &user.token).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(after["status"], "failed");
+    assert_eq!(after["lastError"], "lease expired");
+    assert_eq!(after["lease"], Value::Null);
+    assert_eq!(
+        after["stoppedAt"], hb["lease"]["expiresAt"],
+        "stoppedAt is when the lease ran out"
+    );
+    let listed = json_of(app.get("/v1/tunnels", &user.token).await, StatusCode::OK).await;
+    assert_eq!(listed, json!([]));
+    let all = json_of(
+        app.get("/v1/tunnels?includeInactive=true", &user.token)
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(all[0]["id"], t["id"]);
+}
+
+#[tokio::test]
+async fn a_stopping_tunnel_whose_lease_runs_out_is_stopped_not_failed() {
+    let app = TestApp::spawn_with(|c| c.lease_ttl = Duration::from_secs(1)).await;
+    let user = app.user().await;
+    let t = app
+        .tunnel(&user.token, json!({"requestedPort": 3000}))
+        .await;
+    let id = t["id"].as_str().unwrap();
+    json_of(
+        app.patch(
+            &format!("/v1/tunnels/{id}"),
+            &user.token,
+            json!({"status": "stopping"}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    wait_for_status(&app, id, "stopped", Duration::from_secs(3)).await;
+    assert_eq!(stored_status(&app, id).await.1, None);
+}
+
+#[tokio::test]
+async fn heartbeats_keep_a_lease_alive_past_its_ttl() {
+    let app = TestApp::spawn_with(|c| c.lease_ttl = Duration::from_secs(1)).await;
+    let user = app.user().await;
+    let t = app
+        .tunnel(&user.token, json!({"requestedPort": 3000}))
+        .await;
+    let id = t["id"].as_str().unwrap();
+    for _ in 0..10 {
+        let hb = json_of(app.heartbeat(&user.token, id).await, StatusCode::OK).await;
+        assert_eq!(hb["status"], "active");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(stored_status(&app, id).await.0, "active");
+}
+
+#[tokio::test]
+async fn an_expired_lease_is_never_reported_as_live_even_before_the_reaper_runs() {
+    let app = TestApp::spawn_with(|c| {
+        c.lease_ttl = Duration::from_secs(1);
+        c.reaper_interval = Duration::from_secs(3600);
+    })
+    .await;
+    let user = app.user().await;
+    let a = app
+        .tunnel(
+            &user.token,
+            json!({"slug": "lapsed", "requestedPort": 3000}),
+        )
+        .await;
+    let b = app
+        .tunnel(
+            &user.token,
+            json!({"slug": "lapsed-too", "requestedPort": 3000}),
+        )
+        .await;
+    let (a_id, b_id) = (a["id"].as_str().unwrap(), b["id"].as_str().unwrap());
+    json_of(app.heartbeat(&user.token, a_id).await, StatusCode::OK).await;
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+
+    let listed = json_of(app.get("/v1/tunnels", &user.token).await, StatusCode::OK).await;
+    assert_eq!(
+        listed,
+        json!([]),
+        "expired tunnels must not be listed as live"
+    );
+    let shown = json_of(
+        app.get(&format!("/v1/tunnels/{a_id}"), &user.token).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(shown["status"], "failed");
+    assert_eq!(shown["lastError"], "lease expired");
+    let p = problem_of(
+        app.heartbeat(&user.token, b_id).await,
+        StatusCode::CONFLICT,
+        "lease_expired",
+    )
+    .await;
+    assert_eq!(p["tunnelStatus"], "failed");
+    // The slug is free for anyone at once.
+    let other = app.user().await;
+    let reused = app
+        .tunnel(&other.token, json!({"slug": "lapsed", "requestedPort": 1}))
+        .await;
+    assert_eq!(reused["status"], "creating");
+}
+
+#[tokio::test]
+async fn racing_transitions_have_exactly_one_winner() {
+    let app = TestApp::spawn().await;
+    let user = app.user().await;
+    for (setup, targets) in [
+        (vec![], vec!["stopping"; 16]),
+        (
+            vec!["stopping"],
+            vec![
+                "stopped", "failed", "stopped", "failed", "stopped", "failed", "stopped", "failed",
+            ],
+        ),
+    ] {
+        let t = app.tunnel(&user.token, json!({"requestedPort": 1})).await;
+        let id = t["id"].as_str().unwrap().to_owned();
+        let path = format!("/v1/tunnels/{id}");
+        for step in setup {
+            json_of(
+                app.patch(&path, &user.token, json!({"status": step})).await,
+                StatusCode::OK,
+            )
+            .await;
+        }
+        let requests = targets.iter().map(|to| {
+            let body = if *to == "failed" {
+                json!({"status": to, "lastError": "x"})
+            } else {
+                json!({"status": to})
+            };
+            app.patch(&path, &user.token, body)
+        });
+        let responses = futures::future::join_all(requests).await;
+        let statuses: Vec<StatusCode> = responses.iter().map(|r| r.status()).collect();
+        let winners = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+        assert_eq!(winners, 1, "{statuses:?}");
+        assert!(
+            statuses
+                .iter()
+                .all(|s| *s == StatusCode::OK || *s == StatusCode::CONFLICT),
+            "{statuses:?}"
+        );
+        let changes: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM tunnel_transitions WHERE tunnel_id = $1 AND to_status = ANY($2)",
+        )
+        .bind(Uuid::parse_str(&id).unwrap())
+        .bind(targets.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+        assert_eq!(changes, 1);
+    }
+}
+
+#[tokio::test]
+async fn two_servers_on_one_database_expire_each_lease_exactly_once() {
+    let a = TestApp::spawn_with(|c| {
+        c.lease_ttl = Duration::from_secs(1);
+        c.reaper_interval = Duration::from_millis(20);
+        c.reaper_batch = 25;
+    })
+    .await;
+    let b = TestApp::on_database(&a.database_url, |c| {
+        c.lease_ttl = Duration::from_secs(1);
+        c.reaper_interval = Duration::from_millis(20);
+        c.reaper_batch = 25;
+    })
+    .await;
+    let user = a.user().await;
+    // Many leases that run out together, straight into the table; plus a few kept alive.
+    let account = Uuid::parse_str(&user.account_id).unwrap();
+    sqlx::query(
+        "INSERT INTO tunnels (id, account_id, slug, status, requested_port, lease_expires_at)
+         SELECT gen_random_uuid(), $1, 'bulk-' || i, CASE WHEN i % 3 = 0 THEN 'stopping' ELSE 'active' END, 80,
+                now() + interval '500 milliseconds'
+         FROM generate_series(1, 1000) AS i",
+    )
+    .bind(account)
+    .execute(&a.db)
+    .await
+    .unwrap();
+    let mut kept = Vec::new();
+    for i in 0..4 {
+        let t = a
+            .tunnel(
+                &user.token,
+                json!({"slug": format!("kept-{i}"), "requestedPort": 1}),
+            )
+            .await;
+        kept.push(t["id"].as_str().unwrap().to_owned());
+    }
+    let start = Instant::now();
+    loop {
+        for id in &kept {
+            // Alternate replicas: either one's answer is the same truth.
+            let app = if start.elapsed().as_millis() % 2 == 0 {
+                &a
+            } else {
+                &b
+            };
+            json_of(app.heartbeat(&user.token, id).await, StatusCode::OK).await;
+        }
+        let live: i64 = sqlx::query_scalar("SELECT count(*) FROM tunnels WHERE slug LIKE 'bulk-%' AND status IN ('creating','active','stopping')")
+            .fetch_one(&a.db)
+            .await
+            .unwrap();
+        if live == 0 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{live} leases still live"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let twice: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT tunnel_id FROM tunnel_transitions GROUP BY tunnel_id HAVING count(*) > 1) t",
+    )
+    .fetch_one(&a.db)
+    .await
+    .unwrap();
+    assert_eq!(twice, 0, "some tunnel was transitioned more than once");
+    let (failed, stopped): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE to_status = 'failed'), count(*) FILTER (WHERE to_status = 'stopped') FROM tunnel_transitions",
+    )
+    .fetch_one(&a.db)
+    .await
+    .unwrap();
+    assert_eq!((failed, stopped), (667, 333));
+    for id in &kept {
+        assert_eq!(
+            stored_status(&a, id).await.0,
+            "active",
+            "a renewed lease was reaped"
+        );
+    }
+    b.stop().await;
+    a.stop().await;
+}

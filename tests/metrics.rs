@@ -1,0 +1,93 @@
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use reqwest::StatusCode;
+use serde_json::json;
+
+/// The value of the sample whose line starts with `series` (name and labels), 0 if absent.
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+async fn scrape(app: &TestApp) -> String {
+    let response = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    response.text().await.unwrap()
+}
+
+#[tokio::test]
+async fn metrics_move_with_traffic_heartbeats_and_the_reaper() {
+    let app = TestApp::spawn_with(|c| c.lease_ttl = Duration::from_secs(1)).await;
+    let before = scrape(&app).await;
+    let user = app.user().await;
+    let t = app
+        .tunnel(&user.token, json!({"requestedPort": 3000}))
+        .await;
+    let id = t["id"].as_str().unwrap();
+    json_of(app.heartbeat(&user.token, id).await, StatusCode::OK).await;
+    problem_of(
+        app.heartbeat(&user.token, &uuid::Uuid::new_v4().to_string())
+            .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    let live = scrape(&app).await;
+    assert_eq!(
+        sample(&live, r#"warren_tunnels{status="active"}"#),
+        1.0,
+        "{live}"
+    );
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    let after = scrape(&app).await;
+
+    let created = r#"warren_http_requests_total{method="POST",route="/v1/tunnels",status="201"}"#;
+    assert_eq!(
+        sample(&after, created) - sample(&before, created),
+        1.0,
+        "{after}"
+    );
+    let accepted = r#"warren_heartbeats_total{result="accepted"}"#;
+    assert!(
+        sample(&after, accepted) - sample(&before, accepted) >= 1.0,
+        "{after}"
+    );
+    let refused = r#"warren_heartbeats_total{result="refused"}"#;
+    assert!(
+        sample(&after, refused) - sample(&before, refused) >= 1.0,
+        "{after}"
+    );
+    let reaped = r#"warren_reaper_transitions_total{to="failed"}"#;
+    assert!(
+        sample(&after, reaped) - sample(&before, reaped) >= 1.0,
+        "{after}"
+    );
+    assert_eq!(
+        sample(&after, r#"warren_tunnels{status="failed"}"#),
+        1.0,
+        "{after}"
+    );
+    assert_eq!(
+        sample(&after, r#"warren_tunnels{status="active"}"#),
+        0.0,
+        "{after}"
+    );
+    assert!(
+        after.contains("warren_http_request_duration_seconds_bucket"),
+        "{after}"
+    );
+    assert!(
+        sample(&after, r#"warren_db_pool_connections{state="open"}"#) >= 1.0,
+        "{after}"
+    );
+}
