@@ -20,11 +20,13 @@ use crate::auth::{tokens, Principal};
 use crate::http::error::{AppError, PROBLEM_JSON};
 use crate::state::AppState;
 
+pub mod dex;
+
 pub const PREFIX: &str = "/client/v4/";
 
 /// Every compatible route. Each resource adds its own router here.
 pub fn router() -> Router<AppState> {
-    Router::new()
+    Router::new().merge(dex::router())
 }
 
 /// `result_info` of a paged list.

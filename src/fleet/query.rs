@@ -204,28 +204,15 @@ pub fn parse(raw: &RawList, names: &Names, now: DateTime<Utc>) -> Result<ListQue
     })
 }
 
-/// A number that may be written as a whole-valued decimal (`2`, `2.0`), within bounds.
+/// A number that may be written as a whole-valued decimal (`2`, `2.0`), within bounds; the
+/// compatible routes' parser, so both dialects accept the same numbers.
 pub fn whole_number(name: &str, value: &str, min: i64, max: i64) -> Result<i64, AppError> {
-    let bad = || {
-        AppError::bad_param(
-            name,
-            format!("{name} must be a whole number from {min} to {max}; got `{value}`"),
-        )
-    };
-    let n = match value.parse::<i64>() {
-        Ok(n) => n,
-        Err(_) => {
-            let f: f64 = value.parse().map_err(|_| bad())?;
-            if !f.is_finite() || f.fract() != 0.0 || f.abs() > 9.0e15 {
-                return Err(bad());
-            }
-            f as i64
-        }
-    };
-    if n < min || n > max {
-        return Err(bad());
-    }
-    Ok(n)
+    let (lo, hi) = (
+        u64::try_from(min).unwrap_or(0),
+        u64::try_from(max).unwrap_or(0),
+    );
+    let n = crate::compat::whole_param(name, Some(value), lo, lo, hi)?;
+    Ok(i64::try_from(n).unwrap_or(max))
 }
 
 /// RFC 3339 or milliseconds since the epoch (a whole number, possibly written `…​.0`).
