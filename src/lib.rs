@@ -11,6 +11,7 @@ pub mod compat;
 pub mod config;
 pub mod connectors;
 pub mod db;
+pub mod fleet;
 pub mod http;
 pub mod server;
 pub mod state;
