@@ -111,7 +111,7 @@ fn bytes_rejection(status: StatusCode, text: String) -> AppError {
         AppError::Rejected {
             status,
             code: "payload_too_large",
-            detail: "the request body is larger than the limit of 1 MiB".into(),
+            detail: "the request body is larger than this route accepts (1 MiB; 8 MiB for fleet-status ingest)".into(),
         }
     } else {
         AppError::Rejected {
