@@ -300,12 +300,12 @@ async fn a_heartbeat_on_a_stopped_tunnel_is_refused_and_a_stopping_one_is_renewe
         json!({"status": "stopped"}),
     )
     .await;
-    let p = problem_of(
-        app.heartbeat(&user.token, id).await,
-        StatusCode::CONFLICT,
-        "tunnel_not_live",
-    )
-    .await;
+    let refused = app.heartbeat(&user.token, id).await;
+    assert!(
+        refused.headers().contains_key("warren-heartbeat-interval"),
+        "refusals tell the interval too"
+    );
+    let p = problem_of(refused, StatusCode::CONFLICT, "tunnel_not_live").await;
     assert_eq!(p["tunnelStatus"], "stopped");
 }
 

@@ -307,21 +307,35 @@ pub struct HeartbeatBody {
     connector: Option<Value>,
 }
 
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all)]
 async fn heartbeat(
     State(state): State<AppState>,
     caller: Principal,
     ApiPath(id): ApiPath<Uuid>,
     OriginIp(origin_ip): OriginIp,
     OptionalJson(body): OptionalJson<HeartbeatBody>,
-) -> Result<Response, AppError> {
+) -> Response {
+    // Every answer the heartbeat logic gives, refusals and 503s included, tells the interval.
+    let interval = HeaderValue::from(state.config.heartbeat_interval_secs());
+    let header = [(HeaderName::from_static(HEARTBEAT_INTERVAL_HEADER), interval)];
+    let answer = renew(&state, &caller, id, origin_ip.as_deref(), body).await;
+    (header, answer).into_response()
+}
+
+#[tracing::instrument(skip_all, err)]
+async fn renew(
+    state: &AppState,
+    caller: &Principal,
+    id: Uuid,
+    origin_ip: Option<&str>,
+    body: Option<HeartbeatBody>,
+) -> Result<Json<TunnelView>, AppError> {
     caller.require(Scope::TunnelsHeartbeat)?;
     let report = match body.and_then(|b| b.connector) {
         Some(value) => connectors::parse_report(&value)?,
         None => None,
     };
     let (account_id, ttl) = (caller.account_id, state.config.lease_ttl);
-    let origin_ip = origin_ip.as_deref();
     let renewal = Renewal {
         account_id,
         tunnel_id: id,
@@ -342,12 +356,7 @@ async fn heartbeat(
         return Err(refused_heartbeat(&mut conn, account_id, id).await?);
     };
     metrics::counter!("warren_heartbeats_total", "result" => "accepted").increment(1);
-    let interval = HeaderValue::from(state.config.heartbeat_interval_secs());
-    Ok((
-        [(HeaderName::from_static(HEARTBEAT_INTERVAL_HEADER), interval)],
-        Json(view(&state, tunnel)),
-    )
-        .into_response())
+    Ok(Json(view(state, tunnel)))
 }
 
 /// Why a heartbeat renewed nothing: 404, or 409 `lease_expired` / `tunnel_not_live`.
