@@ -282,6 +282,7 @@ impl Agent {
             _ => &["stopping", "stopped"],
         };
         let work = async {
+            let mut from = tunnel.status.as_deref().unwrap_or("adopted");
             for to in steps {
                 let body = json!({ "status": to });
                 match self
@@ -290,7 +291,8 @@ impl Agent {
                     .await
                 {
                     Ok(a) if a.is_success() => {
-                        tracing::info!(tunnel_id = %tunnel.id, from = tunnel.status.as_deref().unwrap_or("adopted"), to, "tunnel status changed")
+                        tracing::info!(tunnel_id = %tunnel.id, from, to, "tunnel status changed");
+                        from = to;
                     }
                     Ok(a) => {
                         tracing::warn!(tunnel_id = %tunnel.id, to, detail = %a.detail(), "the server refused the transition")
