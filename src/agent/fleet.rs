@@ -69,6 +69,8 @@ pub async fn report(remote: Remote, device: Device, every: Duration, stop: Cance
         return;
     }
     let mut last: Option<Outcome> = None;
+    // A server without the route is said once, not on every flap of the network.
+    let mut said_no_route = false;
     loop {
         let now = system::cpu_times();
         let cpu = before.zip(now).and_then(|(b, n)| system::cpu_pct(b, n));
@@ -89,9 +91,13 @@ pub async fn report(remote: Remote, device: Device, every: Duration, stop: Cance
                 (_, Outcome::Stored) => {
                     tracing::info!(device_id = %device.id, "device fleet status reported")
                 }
-                (Ok(_), Outcome::NoRoute) => tracing::warn!(
-                    "this server has no fleet-status route (404); device status is not reported"
-                ),
+                (Ok(_), Outcome::NoRoute) if !said_no_route => {
+                    said_no_route = true;
+                    tracing::warn!(
+                        "this server has no fleet-status route (404); device status is not reported"
+                    )
+                }
+                (Ok(_), Outcome::NoRoute) => {}
                 (Ok(a), _) => {
                     tracing::warn!(detail = %a.detail(), status = a.status.as_u16(), "device fleet status refused")
                 }
