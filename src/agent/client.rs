@@ -105,6 +105,71 @@ pub fn jitter(d: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Arc;
+
+    /// A server answering `statuses` in turn (the last one from then on); its URL and how
+    /// many requests it got.
+    async fn scripted(statuses: Vec<u16>) -> (String, Arc<AtomicUsize>) {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counter = hits.clone();
+        let app = axum::Router::new().fallback(move || {
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            let status = statuses[n.min(statuses.len() - 1)];
+            async move { StatusCode::from_u16(status).unwrap() }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, hits)
+    }
+
+    fn client(url: &str) -> Client {
+        let mut client = Client::new(
+            Remote::new(url, Some("t")).unwrap(),
+            Duration::from_millis(40),
+        );
+        client.first_backoff = Duration::from_millis(10);
+        client
+    }
+
+    #[tokio::test]
+    async fn server_errors_and_overload_are_retried_until_an_answer() {
+        let (url, hits) = scripted(vec![503, 500, 429, 409]).await;
+        let answer = client(&url)
+            .call(Method::POST, "/x", None, &[], &CancellationToken::new())
+            .await
+            .unwrap();
+        assert_eq!(answer.status, StatusCode::CONFLICT);
+        assert_eq!(hits.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test]
+    async fn a_refused_token_is_not_retried() {
+        let (url, hits) = scripted(vec![403]).await;
+        let err = client(&url)
+            .call(Method::GET, "/x", None, &[], &CancellationToken::new())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, CallError::Unauthorized(_)));
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn cancelling_ends_the_retries() {
+        let cancel = CancellationToken::new();
+        let stop = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            stop.cancel();
+        });
+        // Nothing listens on port 9 of loopback: connection refused, again and again.
+        let err = client("http://127.0.0.1:9")
+            .call(Method::GET, "/x", None, &[], &cancel)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, CallError::Cancelled));
+    }
 
     #[test]
     fn jitter_stays_within_half_and_whole() {
