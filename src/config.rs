@@ -36,6 +36,10 @@ pub struct Config {
     pub trusted_proxies: TrustedProxies,
     /// How often connectors and connections past their grace are deleted.
     pub connector_sweep_interval: Duration,
+    /// How often fleet retention deletes snapshots older than 7 days.
+    pub fleet_retention_interval: Duration,
+    /// How many rows fleet retention deletes in one statement.
+    pub fleet_retention_batch: i64,
     /// Login attempts allowed per client address, and per email, in a minute.
     pub login_attempts_per_minute: u32,
     /// The most heartbeats renewed by one statement.
@@ -62,6 +66,8 @@ impl Config {
             reconnect_grace: Duration::from_secs(300),
             trusted_proxies: TrustedProxies::default(),
             connector_sweep_interval: Duration::from_secs(30),
+            fleet_retention_interval: Duration::from_secs(60),
+            fleet_retention_batch: 5000,
             login_attempts_per_minute: 10,
             heartbeat_batch_max: 500,
             heartbeat_flushes_in_flight: 4,

@@ -12,6 +12,7 @@ pub mod compat;
 pub mod config;
 pub mod connectors;
 pub mod db;
+pub mod fleet;
 pub mod http;
 pub mod remote;
 pub mod server;

@@ -17,6 +17,7 @@ use crate::auth::ratelimit::RateLimiter;
 use crate::config::Config;
 use crate::connectors::store::Clocks;
 use crate::connectors::sweeper;
+use crate::fleet;
 use crate::state::AppState;
 use crate::tunnels::batcher::{Batcher, BatcherSettings};
 use crate::tunnels::reaper;
@@ -105,6 +106,20 @@ impl Server {
             "connector sweeper",
             shutdown.clone(),
             move |token| sweeper::run(db.clone(), config.connector_sweep_interval, clocks, token),
+        ));
+
+        let (db, config) = (state.db.clone(), state.config.clone());
+        tasks.spawn(supervise(
+            "fleet-retention",
+            shutdown.clone(),
+            move |token| {
+                fleet::retention::run(
+                    db.clone(),
+                    config.fleet_retention_interval,
+                    config.fleet_retention_batch,
+                    token,
+                )
+            },
         ));
 
         let (db, tokens) = (state.db.clone(), state.tokens.clone());

@@ -117,3 +117,129 @@ async fn readyz_and_the_api_answer_503_while_postgresql_is_down_and_recover_by_t
         .unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn no_heartbeat_answered_200_is_lost_when_postgresql_dies_under_load() {
+    let dir = scratch_dir("warren-pgkill");
+    let pg = tokio::task::spawn_blocking({
+        let dir = dir.clone();
+        move || EmbeddedPostgres::start(&dir).unwrap()
+    })
+    .await
+    .unwrap();
+    warren::db::ensure_database(&pg.url("postgres"), "warren")
+        .await
+        .unwrap();
+    let url = pg.url("warren");
+    let pool = warren::db::connect(&url, Duration::from_secs(10))
+        .await
+        .unwrap();
+    warren::db::migrate(&pool).await.unwrap();
+    pool.close().await;
+    let app = TestApp::on_database(&url, |_| {}).await;
+    let user = app.user().await;
+    let token = app.api_token(&user, &["tunnels:heartbeat"]).await;
+    let mut ids = Vec::new();
+    for _ in 0..20 {
+        ids.push(
+            app.tunnel(&user.token, json!({"requestedPort": 1})).await["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+
+    // Heartbeat load from 8 workers; remember the newest acknowledged renewal per tunnel.
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::<
+        String,
+        String,
+    >::new()));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mut workers = Vec::new();
+    for w in 0..8 {
+        let (client, base, token, ids, acked, stop) = (
+            app.client.clone(),
+            app.base.clone(),
+            token.clone(),
+            ids.clone(),
+            acked.clone(),
+            stop.clone(),
+        );
+        workers.push(tokio::spawn(async move {
+            let mut n = w;
+            let mut sent = 0;
+            while !stop.is_cancelled() {
+                n += 8;
+                let id = &ids[n % ids.len()];
+                sent += 1;
+                let Ok(r) = client
+                    .post(format!("{base}/v1/tunnels/{id}/heartbeat"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                else {
+                    continue;
+                };
+                if r.status() == StatusCode::OK {
+                    let body: serde_json::Value = r.json().await.unwrap();
+                    let at = body["lease"]["lastHeartbeatAt"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned();
+                    let mut map = acked.lock().unwrap();
+                    let entry = map.entry(id.clone()).or_default();
+                    if at > *entry {
+                        *entry = at;
+                    }
+                }
+            }
+            sent
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let pg = tokio::task::spawn_blocking(move || {
+        pg.kill().unwrap(); // immediate shutdown: no checkpoint, like a crash
+        pg
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.cancel();
+    let mut sent = 0;
+    for w in workers {
+        sent += w.await.unwrap();
+    }
+    let pg = tokio::task::spawn_blocking(move || {
+        pg.restart().unwrap();
+        pg
+    })
+    .await
+    .unwrap();
+
+    let acked = acked.lock().unwrap().clone();
+    assert!(
+        !acked.is_empty() && sent > acked.len(),
+        "the load did not run"
+    );
+    let check = sqlx::PgPool::connect(&url).await.unwrap();
+    for (id, at) in &acked {
+        let stored: Option<chrono::DateTime<chrono::Utc>> =
+            sqlx::query_scalar("SELECT last_heartbeat_at FROM tunnels WHERE id = $1")
+                .bind(uuid::Uuid::parse_str(id).unwrap())
+                .fetch_one(&check)
+                .await
+                .unwrap();
+        let at: chrono::DateTime<chrono::Utc> = at.parse().unwrap();
+        assert!(
+            stored.is_some_and(|s| s >= at),
+            "tunnel {id}: acknowledged {at}, stored {stored:?}"
+        );
+    }
+    check.close().await;
+    app.stop().await;
+    tokio::task::spawn_blocking(move || pg.kill())
+        .await
+        .unwrap()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -20,13 +20,14 @@ use crate::auth::{tokens, Principal};
 use crate::http::error::{AppError, PROBLEM_JSON};
 use crate::state::AppState;
 
+pub mod dex;
 pub mod tunnels;
 
 pub const PREFIX: &str = "/client/v4/";
 
 /// Every compatible route. Each resource adds its own router here.
 pub fn router() -> Router<AppState> {
-    Router::new().merge(tunnels::router())
+    Router::new().merge(tunnels::router()).merge(dex::router())
 }
 
 /// `result_info` of a paged list.

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod connectors;
 pub mod error;
 pub mod extract;
+pub mod fleet;
 pub mod health;
 pub mod metrics;
 pub mod tokens;
@@ -38,6 +39,7 @@ pub fn router(state: AppState) -> Router {
         .merge(tokens::router())
         .merge(tunnels::router())
         .merge(connectors::router())
+        .merge(fleet::router())
         .merge(crate::compat::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

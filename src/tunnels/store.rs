@@ -285,8 +285,9 @@ pub async fn renew_many(
                SELECT DISTINCT id, account_id FROM unnest($1::uuid[], $2::uuid[]) AS a(id, account_id)
            ),
            locked AS (
-               SELECT t.id FROM tunnels t JOIN asked ON asked.id = t.id AND asked.account_id = t.account_id
-               WHERE t.status IN ('creating', 'active', 'stopping') AND t.lease_expires_at > now()
+               SELECT t.id FROM tunnels t
+               WHERE t.id = ANY($1::uuid[]) AND (t.id, t.account_id) IN (SELECT id, account_id FROM asked)
+                 AND t.status IN ('creating', 'active', 'stopping') AND t.lease_expires_at > now()
                ORDER BY t.id
                FOR UPDATE OF t
            ),

@@ -1,0 +1,72 @@
+//! Cloudflare's DEX fleet-status routes (seeds `cloudflare-dex-fleet-status-devices.txt`,
+//! `cloudflare-dex-device-live-status.txt`): the native list and live status, under
+//! Cloudflare's paths and parameter names (`per_page`, `sort_by`, `device_id`,
+//! `since_minutes`, `time_now`), in the envelope with `result_info`.
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use super::{ok_paged, CfCaller, Envelope, ResultInfo};
+use crate::fleet::query::{RawList, CLOUDFLARE};
+use crate::http::error::AppError;
+use crate::http::extract::{ApiPath, ApiQuery};
+use crate::http::fleet::{list_devices, live_device, RawLive};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/client/v4/accounts/{account_id}/dex/fleet-status/devices",
+            get(list),
+        )
+        .route(
+            "/client/v4/accounts/{account_id}/dex/devices/{device_id}/fleet-status/live",
+            get(live),
+        )
+}
+
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+/// A page of devices; a page past the end is `200` with `result: []`, so a client that asks
+/// for `page + 1` until the result is empty stops cleanly.
+#[tracing::instrument(skip_all, err)]
+async fn list(
+    State(state): State<AppState>,
+    CfCaller(caller): CfCaller,
+    ApiQuery(raw): ApiQuery<RawList>,
+) -> Result<Json<Envelope<Vec<Value>>>, AppError> {
+    let page = list_devices(&state, &caller, &raw, &CLOUDFLARE).await?;
+    let info = ResultInfo {
+        count: page.count as u64,
+        page: count(page.page),
+        per_page: count(page.per_page),
+        total_count: count(page.total_count),
+        total_pages: count(page.total_pages),
+    };
+    Ok(ok_paged(page.result, info))
+}
+
+/// The device's latest snapshot. Clients read this answer as a bare device object, so the
+/// device's fields stand at the top level; the envelope's keys stand beside them, and
+/// `result` holds the device too, for clients that unwrap the envelope.
+#[tracing::instrument(skip_all, err)]
+async fn live(
+    State(state): State<AppState>,
+    CfCaller(caller): CfCaller,
+    ApiPath((_account_id, device_id)): ApiPath<(String, String)>,
+    ApiQuery(raw): ApiQuery<RawLive>,
+) -> Result<Json<Value>, AppError> {
+    let device = live_device(&state, &caller, &device_id, &raw, &CLOUDFLARE).await?;
+    let mut body = device.clone();
+    if let Value::Object(map) = &mut body {
+        map.insert("success".into(), Value::Bool(true));
+        map.insert("errors".into(), json!([]));
+        map.insert("messages".into(), json!([]));
+        map.insert("result".into(), device);
+    }
+    Ok(Json(body))
+}

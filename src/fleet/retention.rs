@@ -1,0 +1,52 @@
+//! Retention: a supervised background task that deletes raw snapshots older than 7 days,
+//! and hourly rows whose hour ended more than 7 days ago.
+//!
+//! Each sweep deletes in bounded batches (one short statement each, `SKIP LOCKED`, so several
+//! replicas share the work and no statement holds locks long enough to stall ingest), until
+//! a batch comes back short. A failed sweep is logged and retried on the next tick.
+
+use std::time::Duration;
+
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+use super::store;
+
+pub async fn run(pool: PgPool, interval: Duration, batch: i64, shutdown: CancellationToken) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = ticker.tick() => {}
+        }
+        match sweep(&pool, batch, &shutdown).await {
+            Ok((0, 0)) => {}
+            Ok((snapshots, hours)) => {
+                tracing::info!(snapshots, hours, "fleet retention deleted old rows")
+            }
+            Err(err) => tracing::warn!(error = %err, "fleet retention failed; retrying next tick"),
+        }
+    }
+    tracing::debug!("fleet retention stopped");
+}
+
+/// Deletes everything past retention, `batch` rows per statement; (snapshots, hours) deleted.
+pub async fn sweep(
+    pool: &PgPool,
+    batch: i64,
+    shutdown: &CancellationToken,
+) -> Result<(u64, u64), sqlx::Error> {
+    let mut totals = (0, 0);
+    loop {
+        let mut conn = pool.acquire().await?;
+        let snapshots = store::delete_old_snapshots(&mut conn, batch).await?;
+        let hours = store::delete_old_hours(&mut conn, batch).await?;
+        totals.0 += snapshots;
+        totals.1 += hours;
+        let short = (snapshots as i64) < batch && (hours as i64) < batch;
+        if short || shutdown.is_cancelled() {
+            return Ok(totals);
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! The native fleet-status routes (SPEC §5): ingest, the device list, a device's live status.
+//!
+//! The list and live functions are shared with the Cloudflare-compatible routes, which only
+//! name their parameters differently and wrap the answers in their envelope.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Duration, Utc};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::error::AppError;
+use super::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::auth::{Principal, Scope};
+use crate::fleet::query::{self, Names, RawList, NATIVE};
+use crate::fleet::{self, store, MAX_CLOCK_SKEW};
+use crate::state::AppState;
+
+/// A full batch of 1,000 snapshots with every field is about 3 MB; the default limit is 1 MiB.
+pub const INGEST_BODY_LIMIT: usize = 8 * 1024 * 1024;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/v1/fleet-status/devices",
+            post(ingest)
+                .layer(axum::extract::DefaultBodyLimit::max(INGEST_BODY_LIMIT))
+                .get(list),
+        )
+        .route("/v1/devices/{device_id}/fleet-status/live", get(live))
+}
+
+/// The scopes that may read fleet status: DEX Read, and DEX Write (as Cloudflare allows).
+pub const READ_SCOPES: [Scope; 2] = [Scope::DexRead, Scope::DexWrite];
+
+#[tracing::instrument(skip_all, err)]
+async fn ingest(
+    State(state): State<AppState>,
+    caller: Principal,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<(StatusCode, Json<Value>), AppError> {
+    caller.require(Scope::DexWrite)?;
+    let batch = fleet::parse_batch(body, Utc::now())?;
+    let mut tx = state.db.begin().await?;
+    let stored = store::insert_batch(&mut tx, caller.account_id, &batch).await?;
+    tx.commit().await?;
+    tracing::debug!(received = batch.len(), stored, "fleet snapshots stored");
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "received": batch.len(), "stored": stored })),
+    ))
+}
+
+/// A page of devices and the counts that describe it.
+pub struct Page {
+    pub result: Vec<Value>,
+    pub count: usize,
+    pub page: i64,
+    pub per_page: i64,
+    pub total_count: i64,
+    pub total_pages: i64,
+}
+
+/// Lists the caller's devices; a page past the end is an empty page, not an error.
+pub async fn list_devices(
+    state: &AppState,
+    caller: &Principal,
+    raw: &RawList,
+    names: &Names,
+) -> Result<Page, AppError> {
+    caller.require_any(&READ_SCOPES)?;
+    let q = query::parse(raw, names, Utc::now())?;
+    let mut tx = state.db.begin().await?;
+    let (rows, total_count) = store::list(&mut tx, caller.account_id, &q).await?;
+    tx.commit().await?;
+    let result: Vec<Value> = rows.into_iter().map(fleet::DeviceRow::render).collect();
+    Ok(Page {
+        count: result.len(),
+        result,
+        page: q.page,
+        per_page: q.per_page,
+        total_count,
+        total_pages: (total_count + q.per_page - 1) / q.per_page,
+    })
+}
+
+#[tracing::instrument(skip_all, err)]
+async fn list(
+    State(state): State<AppState>,
+    caller: Principal,
+    ApiQuery(raw): ApiQuery<RawList>,
+) -> Result<Json<Value>, AppError> {
+    let page = list_devices(&state, &caller, &raw, &NATIVE).await?;
+    Ok(Json(json!({
+        "result": page.result,
+        "resultInfo": {
+            "count": page.count,
+            "page": page.page,
+            "perPage": page.per_page,
+            "totalCount": page.total_count,
+            "totalPages": page.total_pages,
+        },
+    })))
+}
+
+/// The live-status query, as sent.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawLive {
+    #[serde(alias = "sinceMinutes")]
+    pub since_minutes: Option<String>,
+    #[serde(alias = "timeNow")]
+    pub time_now: Option<String>,
+    /// Comma-separated colos to accept the snapshot from.
+    pub colo: Option<String>,
+}
+
+/// The device's latest snapshot within `since_minutes` of `time_now` (default: now); 404
+/// when there is none, or when the device is another account's.
+pub async fn live_device(
+    state: &AppState,
+    caller: &Principal,
+    device_id: &str,
+    raw: &RawLive,
+    names: &Names,
+) -> Result<Value, AppError> {
+    caller.require_any(&READ_SCOPES)?;
+    let device_id = Uuid::parse_str(device_id).map_err(|_| {
+        AppError::bad_param(
+            names.device_id,
+            format!("{} must be a UUID", names.device_id),
+        )
+    })?;
+    let since_name = names.since_minutes;
+    let since = match raw
+        .since_minutes
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        Some(v) => query::whole_number(since_name, v, 1, 60)?,
+        None => {
+            return Err(AppError::bad_param(
+                since_name,
+                format!("{since_name} is required (1 to 60)"),
+            ))
+        }
+    };
+    let time_now_name = names.time_now;
+    let (reference, to) = match raw
+        .time_now
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        Some(v) => {
+            let t = query::instant(time_now_name, v)?;
+            (t, t)
+        }
+        // Device clocks run a little ahead; a snapshot from "just now" must be found.
+        None => {
+            let now = Utc::now();
+            (now, now + MAX_CLOCK_SKEW)
+        }
+    };
+    let from: DateTime<Utc> = reference - Duration::minutes(since);
+    let colos: Option<Vec<String>> = raw.colo.as_deref().map(|c| {
+        c.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    });
+    let colos = colos.filter(|c| !c.is_empty());
+    let mut tx = state.db.begin().await?;
+    let row = store::live(
+        &mut tx,
+        caller.account_id,
+        device_id,
+        from,
+        to,
+        colos.as_deref(),
+    )
+    .await?;
+    tx.commit().await?;
+    row.map(fleet::DeviceRow::render)
+        .ok_or(AppError::NotFound("device status"))
+}
+
+#[tracing::instrument(skip_all, err)]
+async fn live(
+    State(state): State<AppState>,
+    caller: Principal,
+    ApiPath(device_id): ApiPath<String>,
+    ApiQuery(raw): ApiQuery<RawLive>,
+) -> Result<Json<Value>, AppError> {
+    Ok(Json(
+        live_device(&state, &caller, &device_id, &raw, &NATIVE).await?,
+    ))
+}
