@@ -250,3 +250,36 @@ async fn an_agent_whose_token_is_refused_ends_with_the_servers_reason() {
         "{err:#}"
     );
 }
+
+#[tokio::test]
+async fn the_agent_reports_its_device_fleet_status() {
+    let app = app_with_ttl(TTL).await;
+    let (user, token) = agent_token(&app).await;
+    let mut config = AgentConfig::new(&app.base, &token, 3000);
+    config.slug = Some("agent-fleet".to_owned());
+    config.colo = "FRA".to_owned();
+    config.state_dir = scratch_dir("warren-agent-state");
+    let device = agent::system::device_id(&config.state_dir);
+    let shutdown = CancellationToken::new();
+    let running = Running {
+        task: tokio::spawn(agent::run(config, shutdown.clone())),
+        shutdown,
+    };
+    let id = active(&app, &user.token, "agent-fleet").await["id"].clone();
+    let path = format!("/v1/fleet-status/devices?deviceId={device}");
+    let snapshot = eventually(Duration::from_secs(10), "a fleet snapshot", || async {
+        let body = json_of(app.get(&path, &user.token).await, StatusCode::OK).await;
+        body["result"].as_array().and_then(|r| r.first().cloned())
+    })
+    .await;
+    assert_eq!(snapshot["deviceId"], device.to_string(), "{snapshot}");
+    assert_eq!(snapshot["colo"], "FRA", "{snapshot}");
+    assert_eq!(snapshot["mode"], "tunnel", "{snapshot}");
+    assert_eq!(snapshot["status"], "connected", "{snapshot}");
+    assert_eq!(snapshot["version"], env!("CARGO_PKG_VERSION"), "{snapshot}");
+    // Measured from the OS (this test runs on Linux).
+    for field in ["cpuPct", "ramUsedPct", "ramAvailableKb", "diskUsagePct"] {
+        assert!(snapshot[field].is_number(), "{field}: {snapshot}");
+    }
+    cancel_and_expect_stopped(running, &app, &user.token, &id).await;
+}
