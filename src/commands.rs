@@ -5,7 +5,7 @@ use std::time::Duration;
 use anyhow::Context;
 use sqlx::PgPool;
 
-use crate::cli::{DatabaseArgs, ServeArgs};
+use crate::cli::{AgentArgs, DatabaseArgs, ServeArgs};
 use crate::db::{self, embedded::EmbeddedPostgres};
 use crate::server::Server;
 
@@ -77,6 +77,18 @@ pub async fn migrate(args: DatabaseArgs) -> anyhow::Result<()> {
     tracing::info!("migrations applied");
     database.close().await;
     Ok(())
+}
+
+/// Runs the reference agent until its tunnel is stopped; SIGINT/SIGTERM stop it cleanly.
+pub async fn agent(args: AgentArgs) -> anyhow::Result<()> {
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let token = shutdown.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("signal received: stopping the tunnel");
+        token.cancel();
+    });
+    crate::agent::run(args.config(), shutdown).await
 }
 
 /// SIGINT or SIGTERM.

@@ -4,6 +4,7 @@
 //! becomes an [`AppState`], [`app`] turns it into a router, and [`serve`] runs that router
 //! until a shutdown signal, with the background tasks beside it.
 
+pub mod agent;
 pub mod auth;
 pub mod cli;
 pub mod commands;
@@ -13,6 +14,7 @@ pub mod connectors;
 pub mod db;
 pub mod fleet;
 pub mod http;
+pub mod remote;
 pub mod server;
 pub mod state;
 pub mod telemetry;

@@ -1,14 +1,24 @@
 use clap::Parser;
-use warren::cli::{Cli, Command};
+use warren::cli::{user, Cli, Command};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let json_logs = matches!(&cli.command, Command::Serve(args) if args.log_format == "json");
-    warren::telemetry::init(json_logs);
+    // The user commands print only their answer: no log lines on their stdout.
+    if matches!(
+        &cli.command,
+        Command::Serve(_) | Command::Migrate(_) | Command::Agent(_)
+    ) {
+        warren::telemetry::init(json_logs);
+    }
     let result = match cli.command {
         Command::Serve(args) => warren::commands::serve(args).await,
         Command::Migrate(args) => warren::commands::migrate(args).await,
+        Command::Agent(args) => warren::commands::agent(args).await,
+        Command::Login(args) => user::login(args).await,
+        Command::Tunnels { server, command } => user::tunnels(server, command).await,
+        Command::Tokens { server, command } => user::tokens(server, command).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
