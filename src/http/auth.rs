@@ -1,8 +1,6 @@
 //! `POST /v1/auth/register` and `POST /v1/auth/login`.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
@@ -12,6 +10,7 @@ use uuid::Uuid;
 use super::error::AppError;
 use super::extract::ApiJson;
 use crate::auth::{password, users, Scopes};
+use crate::connectors::origin::OriginIp;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -118,13 +117,16 @@ pub struct LoggedIn {
 #[tracing::instrument(skip_all, err)]
 async fn login(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    OriginIp(client): OriginIp,
     ApiJson(body): ApiJson<Credentials>,
 ) -> Result<Json<LoggedIn>, AppError> {
     // Both counted on every attempt, so neither guessing one account's password from many
     // addresses nor many accounts' from one address gets far.
     let limiter = &state.login_limiter;
-    let by_address = limiter.attempt(&format!("ip:{}", peer.ip()));
+    // The client's address, through trusted proxies' X-Forwarded-For (WARREN_TRUSTED_PROXIES),
+    // so that clients behind one proxy are not all counted as one.
+    let address = client.unwrap_or_default();
+    let by_address = limiter.attempt(&format!("ip:{address}"));
     let by_email = limiter.attempt(&format!("email:{}", body.email.trim().to_lowercase()));
     if let Err(retry_after) = by_address.and(by_email) {
         return Err(AppError::RateLimited { retry_after });
