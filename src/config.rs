@@ -30,6 +30,8 @@ pub struct Config {
     pub reaper_interval: Duration,
     /// How many leases the reaper expires in one statement.
     pub reaper_batch: i64,
+    /// Stopped and failed tunnels are deleted this long after they stopped.
+    pub history_retention: Duration,
     /// How long a connection that stopped being reported stays listed as pending reconnect.
     pub reconnect_grace: Duration,
     /// Proxies whose `X-Forwarded-For` is believed for a connector's `originIp`.
@@ -63,6 +65,7 @@ impl Config {
             access_token_ttl: Duration::from_secs(15 * 60),
             reaper_interval: Duration::from_millis(500),
             reaper_batch: 2000,
+            history_retention: Duration::from_secs(30 * 86_400),
             reconnect_grace: Duration::from_secs(300),
             trusted_proxies: TrustedProxies::default(),
             connector_sweep_interval: Duration::from_secs(30),

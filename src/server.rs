@@ -89,10 +89,14 @@ impl Server {
 
         let (db, config) = (state.db.clone(), state.config.clone());
         tasks.spawn(supervise("reaper", shutdown.clone(), move |token| {
+            let housekeeping = reaper::Housekeeping {
+                history_retention: config.history_retention,
+            };
             reaper::run(
                 db.clone(),
                 config.reaper_interval,
                 config.reaper_batch,
+                housekeeping,
                 token,
             )
         }));

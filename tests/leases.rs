@@ -295,3 +295,53 @@ async fn two_servers_on_one_database_expire_each_lease_exactly_once() {
     b.stop().await;
     a.stop().await;
 }
+
+#[tokio::test]
+async fn stopped_and_failed_tunnels_are_pruned_after_the_history_retention() {
+    let app = TestApp::spawn_with(|c| c.history_retention = Duration::from_secs(3600)).await;
+    let user = app.user().await;
+    let old = app.tunnel(&user.token, json!({"requestedPort": 1})).await;
+    let recent = app.tunnel(&user.token, json!({"requestedPort": 1})).await;
+    let live = app.tunnel(&user.token, json!({"requestedPort": 1})).await;
+    for t in [&old, &recent] {
+        let id = t["id"].as_str().unwrap();
+        json_of(
+            app.patch(
+                &format!("/v1/tunnels/{id}"),
+                &user.token,
+                json!({"status": "failed", "lastError": "x"}),
+            )
+            .await,
+            StatusCode::OK,
+        )
+        .await;
+    }
+    sqlx::query("UPDATE tunnels SET stopped_at = now() - interval '2 hours' WHERE id = $1")
+        .bind(Uuid::parse_str(old["id"].as_str().unwrap()).unwrap())
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let start = Instant::now();
+    loop {
+        let all = json_of(
+            app.get("/v1/tunnels?includeInactive=true", &user.token)
+                .await,
+            StatusCode::OK,
+        )
+        .await;
+        let ids: Vec<&Value> = all.as_array().unwrap().iter().map(|t| &t["id"]).collect();
+        if !ids.contains(&&old["id"]) {
+            assert_eq!(
+                ids,
+                vec![&live["id"], &recent["id"]],
+                "only the old history goes"
+            );
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "history past its retention was kept"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -171,6 +171,9 @@ pub struct ServeArgs {
     /// Login attempts allowed per client address, and per email, in a minute.
     #[arg(long, env = "WARREN_LOGIN_ATTEMPTS_PER_MINUTE", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub login_attempts_per_minute: u32,
+    /// Stopped and failed tunnels are deleted this many days after they stopped.
+    #[arg(long, env = "WARREN_HISTORY_RETENTION_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub history_retention_days: u32,
     /// A tunnel's hostname is `{slug}.{base domain}`.
     #[arg(long, env = "WARREN_BASE_DOMAIN", default_value = "localhost")]
     pub base_domain: String,
@@ -211,6 +214,7 @@ impl ServeArgs {
                 .filter(|s| !s.is_empty())
                 .collect(),
             login_attempts_per_minute: self.login_attempts_per_minute,
+            history_retention: Duration::from_secs(u64::from(self.history_retention_days) * 86_400),
             base_domain,
             lease_ttl: Duration::from_secs(self.lease_ttl_secs),
             allow_registration: self.allow_registration,

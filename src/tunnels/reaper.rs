@@ -12,7 +12,20 @@ use tokio_util::sync::CancellationToken;
 
 use super::{idempotency, store};
 
-pub async fn run(pool: PgPool, interval: Duration, batch: i64, shutdown: CancellationToken) {
+/// What the reaper does besides expiring leases.
+#[derive(Clone, Copy, Debug)]
+pub struct Housekeeping {
+    /// Stopped and failed tunnels older than this are deleted.
+    pub history_retention: Duration,
+}
+
+pub async fn run(
+    pool: PgPool,
+    interval: Duration,
+    batch: i64,
+    housekeeping: Housekeeping,
+    shutdown: CancellationToken,
+) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -20,7 +33,7 @@ pub async fn run(pool: PgPool, interval: Duration, batch: i64, shutdown: Cancell
             _ = shutdown.cancelled() => break,
             _ = ticker.tick() => {}
         }
-        match sweep(&pool, batch, &shutdown).await {
+        match sweep(&pool, batch, housekeeping, &shutdown).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(expired = n, "reaper expired leases"),
             Err(err) => tracing::warn!(error = %err, "reaper sweep failed; retrying next tick"),
@@ -34,12 +47,18 @@ pub async fn run(pool: PgPool, interval: Duration, batch: i64, shutdown: Cancell
 pub async fn sweep(
     pool: &PgPool,
     batch: i64,
+    housekeeping: Housekeeping,
     shutdown: &CancellationToken,
 ) -> Result<usize, sqlx::Error> {
     let (a, b) = tokio::try_join!(drain(pool, batch, shutdown), drain(pool, batch, shutdown))?;
-    // Housekeeping that rides along: idempotency keys past their 24 hours.
+    // Housekeeping that rides along, one bounded batch a tick: idempotency keys past their
+    // 24 hours, and tunnel history past its retention.
     let mut conn = pool.acquire().await?;
     idempotency::purge_expired(&mut conn, batch).await?;
+    let pruned = store::prune_history(&mut conn, housekeeping.history_retention, batch).await?;
+    if pruned > 0 {
+        tracing::info!(pruned, "reaper deleted tunnel history past its retention");
+    }
     Ok(a + b)
 }
 

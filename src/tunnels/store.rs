@@ -343,3 +343,24 @@ pub async fn renew_many(
         })
         .collect())
 }
+
+/// Deletes up to `limit` stopped or failed tunnels that stopped longer than `retention` ago.
+#[tracing::instrument(skip_all, err)]
+pub async fn prune_history(
+    conn: &mut PgConnection,
+    retention: Duration,
+    limit: i64,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query!(
+        "DELETE FROM tunnels WHERE id = ANY (ARRAY(
+             SELECT id FROM tunnels
+             WHERE status IN ('stopped', 'failed')
+               AND stopped_at < now() - $1::bigint * interval '1 millisecond'
+             LIMIT $2))",
+        millis(retention),
+        limit
+    )
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
