@@ -9,14 +9,6 @@ use common::*;
 use reqwest::StatusCode;
 use serde_json::json;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn warren(args: &[&str], data_dir: &Path, port: u16) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_warren"));
     cmd.args(args)

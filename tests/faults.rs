@@ -12,14 +12,6 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn replica(url: &str, port: u16, data_dir: &std::path::Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_warren"))
         .arg("serve")

@@ -8,12 +8,10 @@ use reqwest::StatusCode;
 use serde_json::json;
 use warren::db::embedded::EmbeddedPostgres;
 
-#[tokio::test]
-async fn readyz_and_the_api_answer_503_while_postgresql_is_down_and_recover_by_themselves() {
-    // A cluster of this test's own, since it is stopped and started again.
-    let dir = scratch_dir("warren-outage");
+/// A migrated cluster of the test's own, since the test stops and starts it; its URL.
+async fn own_cluster(dir: &std::path::Path) -> (EmbeddedPostgres, String) {
     let pg = tokio::task::spawn_blocking({
-        let dir = dir.clone();
+        let dir = dir.to_owned();
         move || EmbeddedPostgres::start(&dir).unwrap()
     })
     .await
@@ -27,6 +25,13 @@ async fn readyz_and_the_api_answer_503_while_postgresql_is_down_and_recover_by_t
         .unwrap();
     warren::db::migrate(&pool).await.unwrap();
     pool.close().await;
+    (pg, url)
+}
+
+#[tokio::test]
+async fn readyz_and_the_api_answer_503_while_postgresql_is_down_and_recover_by_themselves() {
+    let dir = scratch_dir("warren-outage");
+    let (pg, url) = own_cluster(&dir).await;
 
     let app = TestApp::on_database(&url, |_| {}).await;
     let user = app.user().await;
@@ -121,21 +126,7 @@ async fn readyz_and_the_api_answer_503_while_postgresql_is_down_and_recover_by_t
 #[tokio::test]
 async fn no_heartbeat_answered_200_is_lost_when_postgresql_dies_under_load() {
     let dir = scratch_dir("warren-pgkill");
-    let pg = tokio::task::spawn_blocking({
-        let dir = dir.clone();
-        move || EmbeddedPostgres::start(&dir).unwrap()
-    })
-    .await
-    .unwrap();
-    warren::db::ensure_database(&pg.url("postgres"), "warren")
-        .await
-        .unwrap();
-    let url = pg.url("warren");
-    let pool = warren::db::connect(&url, Duration::from_secs(10))
-        .await
-        .unwrap();
-    warren::db::migrate(&pool).await.unwrap();
-    pool.close().await;
+    let (pg, url) = own_cluster(&dir).await;
     let app = TestApp::on_database(&url, |_| {}).await;
     let user = app.user().await;
     let token = app.api_token(&user, &["tunnels:heartbeat"]).await;
