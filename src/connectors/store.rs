@@ -53,10 +53,13 @@ pub async fn heartbeat(
     sqlx::query_as!(
         Tunnel,
         r#"WITH lease AS (
-               UPDATE tunnels SET
+               UPDATE tunnels t SET
                    status = CASE WHEN status = 'creating' THEN 'active' ELSE status END,
-                   last_heartbeat_at = date_trunc('milliseconds', now()),
-                   lease_expires_at = date_trunc('milliseconds', now()) + $3::bigint * interval '1 millisecond'
+                   -- never backwards: a batch that started earlier but got the row lock later
+                   -- must not undo a newer renewal another batch already acknowledged
+                   last_heartbeat_at = GREATEST(t.last_heartbeat_at, date_trunc('milliseconds', now())),
+                   lease_expires_at = GREATEST(t.lease_expires_at,
+                       date_trunc('milliseconds', now()) + $3::bigint * interval '1 millisecond')
                WHERE id = $1 AND account_id = $2
                  AND status IN ('creating', 'active', 'stopping') AND lease_expires_at > now()
                RETURNING id, account_id, slug, status, requested_port, created_at,

@@ -294,8 +294,11 @@ pub async fn renew_many(
            renewed AS (
                UPDATE tunnels t SET
                    status = CASE WHEN t.status = 'creating' THEN 'active' ELSE t.status END,
-                   last_heartbeat_at = date_trunc('milliseconds', now()),
-                   lease_expires_at = date_trunc('milliseconds', now()) + $3::bigint * interval '1 millisecond'
+                   -- never backwards: a batch that started earlier but got the row lock later
+                   -- must not undo a newer renewal another batch already acknowledged
+                   last_heartbeat_at = GREATEST(t.last_heartbeat_at, date_trunc('milliseconds', now())),
+                   lease_expires_at = GREATEST(t.lease_expires_at,
+                       date_trunc('milliseconds', now()) + $3::bigint * interval '1 millisecond')
                FROM locked
                WHERE t.id = locked.id
                  AND t.status IN ('creating', 'active', 'stopping') AND t.lease_expires_at > now()
