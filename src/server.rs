@@ -17,6 +17,7 @@ use crate::auth::ratelimit::RateLimiter;
 use crate::config::Config;
 use crate::connectors::store::Clocks;
 use crate::connectors::sweeper;
+use crate::db::gate::{self, Gate};
 use crate::fleet;
 use crate::state::AppState;
 use crate::tunnels::batcher::{Batcher, BatcherSettings};
@@ -79,6 +80,7 @@ impl Server {
                 std::time::Duration::from_secs(60),
             )),
             heartbeats,
+            gate: Gate::default(),
         };
         let listener = TcpListener::bind(state.config.listen)
             .await
@@ -89,16 +91,17 @@ impl Server {
 
         let (db, config) = (state.db.clone(), state.config.clone());
         tasks.spawn(supervise("reaper", shutdown.clone(), move |token| {
-            let housekeeping = reaper::Housekeeping {
+            let settings = reaper::Settings {
+                interval: config.reaper_interval,
+                batch: config.reaper_batch,
+                lease_ttl: config.lease_ttl,
+                stall_after: reaper::Settings::stall_after(
+                    config.lease_ttl,
+                    config.reaper_interval,
+                ),
                 history_retention: config.history_retention,
             };
-            reaper::run(
-                db.clone(),
-                config.reaper_interval,
-                config.reaper_batch,
-                housekeeping,
-                token,
-            )
+            reaper::run(db.clone(), settings, token)
         }));
 
         let (db, config) = (state.db.clone(), state.config.clone());
@@ -124,6 +127,13 @@ impl Server {
                     token,
                 )
             },
+        ));
+
+        let (db, gate) = (state.db.clone(), state.gate.clone());
+        tasks.spawn(supervise(
+            "database probe",
+            shutdown.clone(),
+            move |token| gate::probe(db.clone(), gate.clone(), token),
         ));
 
         let (db, tokens) = (state.db.clone(), state.tokens.clone());

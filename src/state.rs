@@ -9,6 +9,7 @@ use crate::auth::cache::TokenCache;
 use crate::auth::jwt::JwtKeys;
 use crate::auth::ratelimit::RateLimiter;
 use crate::config::Config;
+use crate::db::gate::Gate;
 use crate::tunnels::batcher::Batcher;
 
 #[derive(Clone, FromRef)]
@@ -19,4 +20,5 @@ pub struct AppState {
     pub tokens: Arc<TokenCache>,
     pub login_limiter: Arc<RateLimiter>,
     pub heartbeats: Batcher,
+    pub gate: Gate,
 }

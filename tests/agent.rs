@@ -205,10 +205,13 @@ async fn the_agent_keeps_its_tunnel_across_a_server_restart() {
 async fn a_tunnel_that_expired_during_a_network_cut_is_recreated_with_the_same_slug() {
     let app = app_with_ttl(TTL).await;
     let (user, token) = agent_token(&app).await;
-    let running = start_agent(&app.base, &token, "agent-cut");
+    let link = Proxy::start(app.addr).await;
+    let running = start_agent(&link.base, &token, "agent-cut");
     let old = active(&app, &user.token, "agent-cut").await["id"].clone();
-    // Unreachable for longer than the lease.
-    let app = restart(app, TTL, TTL + Duration::from_secs(3)).await;
+    // The agent cannot reach Warren (which stays up) for longer than the lease.
+    link.cut();
+    tokio::time::sleep(TTL + Duration::from_secs(3)).await;
+    link.restore();
     let new = eventually(Duration::from_secs(15), "a recreated tunnel", || async {
         list(&app, &user.token, false)
             .await
@@ -220,6 +223,21 @@ async fn a_tunnel_that_expired_during_a_network_cut_is_recreated_with_the_same_s
     assert_eq!(old["status"], "failed");
     assert_eq!(old["lastError"], "lease expired");
     cancel_and_expect_stopped(running, &app, &user.token, &new["id"]).await;
+}
+
+/// Warren itself was down for longer than the lease: the outage grace keeps the tunnel, and
+/// the agent carries on with the same one.
+#[tokio::test]
+async fn an_agent_keeps_its_tunnel_through_a_warren_outage_longer_than_the_lease() {
+    let app = app_with_ttl(TTL).await;
+    let (user, token) = agent_token(&app).await;
+    let running = start_agent(&app.base, &token, "agent-outage");
+    let id = active(&app, &user.token, "agent-outage").await["id"].clone();
+    let app = restart(app, TTL, TTL + Duration::from_secs(2)).await;
+    tokio::time::sleep(TTL).await;
+    let t = show(&app, &user.token, id.as_str().unwrap()).await;
+    assert_eq!(t["status"], "active", "{t}");
+    cancel_and_expect_stopped(running, &app, &user.token, &id).await;
 }
 
 #[tokio::test]

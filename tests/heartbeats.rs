@@ -9,15 +9,6 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-async fn tunnels(app: &TestApp, token: &str, n: usize) -> Vec<String> {
-    let mut ids = Vec::new();
-    for _ in 0..n {
-        let t = app.tunnel(token, json!({"requestedPort": 8080})).await;
-        ids.push(t["id"].as_str().unwrap().to_owned());
-    }
-    ids
-}
-
 async fn stored_heartbeats(app: &TestApp) -> HashMap<String, Option<DateTime<Utc>>> {
     let rows: Vec<(Uuid, Option<DateTime<Utc>>)> =
         sqlx::query_as("SELECT id, last_heartbeat_at FROM tunnels")
@@ -42,7 +33,7 @@ async fn every_heartbeat_answered_200_is_in_the_database() {
     let app = TestApp::spawn_with(|c| c.heartbeat_flushes_in_flight = 2).await;
     let user = app.user().await;
     let token = app.api_token(&user, &["tunnels:heartbeat"]).await;
-    let ids = tunnels(&app, &user.token, 40).await;
+    let ids = app.tunnel_ids(&user.token, 40).await;
     let requests = (0..400).map(|i| app.heartbeat(&token, &ids[i % ids.len()]));
     let responses = futures::future::join_all(requests).await;
     let mut latest: HashMap<String, DateTime<Utc>> = HashMap::new();
@@ -73,7 +64,7 @@ async fn a_batch_with_a_terminal_or_foreign_tunnel_refuses_only_that_request() {
     let app = TestApp::spawn_with(|c| c.heartbeat_flushes_in_flight = 1).await;
     let user = app.user().await;
     let other = app.user().await;
-    let ids = tunnels(&app, &user.token, 20).await;
+    let ids = app.tunnel_ids(&user.token, 20).await;
     let stopped = ids[7].clone();
     app.patch(
         &format!("/v1/tunnels/{stopped}"),
@@ -125,7 +116,7 @@ async fn stopping_the_server_answers_or_refuses_in_flight_heartbeats_and_loses_n
     let app = TestApp::spawn().await;
     let user = app.user().await;
     let token = app.api_token(&user, &["tunnels:heartbeat"]).await;
-    let ids = tunnels(&app, &user.token, 30).await;
+    let ids = app.tunnel_ids(&user.token, 30).await;
     let db = app.db.clone();
     let client = app.client.clone();
     let base = app.base.clone();
@@ -165,7 +156,7 @@ async fn stopping_the_server_answers_or_refuses_in_flight_heartbeats_and_loses_n
 async fn an_unchanged_connector_rides_the_batch_and_a_changed_one_is_still_written() {
     let app = TestApp::spawn().await;
     let user = app.user().await;
-    let id = tunnels(&app, &user.token, 1).await.remove(0);
+    let id = app.tunnel_ids(&user.token, 1).await.remove(0);
     let connector = Uuid::new_v4();
     let report = |version: &str| {
         json!({"connector": {"id": connector, "arch": "linux_amd64", "version": version, "configVersion": 0,

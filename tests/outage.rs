@@ -6,27 +6,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use reqwest::StatusCode;
 use serde_json::json;
-use warren::db::embedded::EmbeddedPostgres;
-
-/// A migrated cluster of the test's own, since the test stops and starts it; its URL.
-async fn own_cluster(dir: &std::path::Path) -> (EmbeddedPostgres, String) {
-    let pg = tokio::task::spawn_blocking({
-        let dir = dir.to_owned();
-        move || EmbeddedPostgres::start(&dir).unwrap()
-    })
-    .await
-    .unwrap();
-    warren::db::ensure_database(&pg.url("postgres"), "warren")
-        .await
-        .unwrap();
-    let url = pg.url("warren");
-    let pool = warren::db::connect(&url, Duration::from_secs(10))
-        .await
-        .unwrap();
-    warren::db::migrate(&pool).await.unwrap();
-    pool.close().await;
-    (pg, url)
-}
 
 #[tokio::test]
 async fn readyz_and_the_api_answer_503_while_postgresql_is_down_and_recover_by_themselves() {
@@ -49,12 +28,7 @@ async fn readyz_and_the_api_answer_503_while_postgresql_is_down_and_recover_by_t
         StatusCode::OK
     );
 
-    let pg = tokio::task::spawn_blocking(move || {
-        pg.kill().unwrap();
-        pg
-    })
-    .await
-    .unwrap();
+    let pg = kill_cluster(pg).await;
     let started = Instant::now();
     let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
     problem_of(
@@ -77,6 +51,19 @@ async fn readyz_and_the_api_answer_503_while_postgresql_is_down_and_recover_by_t
         "answers while down must come fast: {:?}",
         started.elapsed()
     );
+    // The gate is closed: requests are refused without trying the database (no connection
+    // attempts pile up), which the gauge shows, and a burst of them all get a clean 503.
+    assert_eq!(metric(&app, "warren_database_reachable").await, Some(0.0));
+    let burst = Instant::now();
+    let answers = futures::future::join_all((0..200).map(|_| app.heartbeat(&user.token, id))).await;
+    for answer in answers {
+        assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(answer.headers()["retry-after"], "1");
+    }
+    eprintln!(
+        "200 heartbeats while PostgreSQL is down answered 503 in {:?}",
+        burst.elapsed()
+    );
     // The process itself is still up.
     assert_eq!(
         app.client
@@ -88,12 +75,7 @@ async fn readyz_and_the_api_answer_503_while_postgresql_is_down_and_recover_by_t
         StatusCode::OK
     );
 
-    let pg = tokio::task::spawn_blocking(move || {
-        pg.restart().unwrap();
-        pg
-    })
-    .await
-    .unwrap();
+    let pg = restart_cluster(pg).await;
     let back = Instant::now();
     loop {
         if app
@@ -113,8 +95,10 @@ async fn readyz_and_the_api_answer_503_while_postgresql_is_down_and_recover_by_t
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    eprintln!("ready again {:?} after PostgreSQL returned", back.elapsed());
     let hb = json_of(app.heartbeat(&user.token, id).await, StatusCode::OK).await;
     assert_eq!(hb["status"], "active");
+    assert_eq!(metric(&app, "warren_database_reachable").await, Some(1.0));
     app.stop().await;
     tokio::task::spawn_blocking(move || pg.kill())
         .await
@@ -188,24 +172,14 @@ async fn no_heartbeat_answered_200_is_lost_when_postgresql_dies_under_load() {
         }));
     }
     tokio::time::sleep(Duration::from_millis(700)).await;
-    let pg = tokio::task::spawn_blocking(move || {
-        pg.kill().unwrap(); // immediate shutdown: no checkpoint, like a crash
-        pg
-    })
-    .await
-    .unwrap();
+    let pg = kill_cluster(pg).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.cancel();
     let mut sent = 0;
     for w in workers {
         sent += w.await.unwrap();
     }
-    let pg = tokio::task::spawn_blocking(move || {
-        pg.restart().unwrap();
-        pg
-    })
-    .await
-    .unwrap();
+    let pg = restart_cluster(pg).await;
 
     let acked = acked.lock().unwrap().clone();
     assert!(

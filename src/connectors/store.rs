@@ -61,7 +61,7 @@ pub async fn heartbeat(
                    lease_expires_at = GREATEST(t.lease_expires_at,
                        date_trunc('milliseconds', now()) + $3::bigint * interval '1 millisecond')
                WHERE id = $1 AND account_id = $2
-                 AND status IN ('creating', 'active', 'stopping') AND lease_expires_at > now()
+                 AND status IN ('creating', 'active', 'stopping') AND (lease_expires_at > now() OR (SELECT leases_on_hold()))
                RETURNING id, account_id, slug, status, requested_port, created_at,
                          last_heartbeat_at, lease_expires_at, stopped_at, last_error
            ),

@@ -1,6 +1,7 @@
 //! The database: the pool, the embedded migrations, and the embedded PostgreSQL default.
 
 pub mod embedded;
+pub mod gate;
 
 use std::time::Duration;
 

@@ -8,6 +8,8 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 
+use crate::db::gate::Unreachable;
+
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +45,9 @@ pub enum AppError {
     RateLimited { retry_after: u64 },
     #[error("the database is unavailable")]
     Unavailable(#[source] sqlx::Error),
+    /// The database gate is closed (see `db::gate`): refused without trying the database.
+    #[error("the database is unavailable; try again shortly")]
+    GateClosed,
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -86,7 +91,7 @@ impl AppError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::GateClosed => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -99,7 +104,7 @@ impl AppError {
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
             Self::RateLimited { .. } => "rate_limited",
-            Self::Unavailable(_) => "service_unavailable",
+            Self::Unavailable(_) | Self::GateClosed => "service_unavailable",
             Self::Internal(_) => "internal_error",
         }
     }
@@ -156,9 +161,10 @@ impl IntoResponse for AppError {
         let code = self.code();
         let retry_after = match &self {
             Self::RateLimited { retry_after } => Some(*retry_after),
-            Self::Unavailable(_) => Some(1),
+            Self::Unavailable(_) | Self::GateClosed => Some(1),
             _ => None,
         };
+        let unreachable = matches!(self, Self::Unavailable(_));
         let (detail, extra) = match self {
             Self::Internal(err) => {
                 tracing::error!(error = ?err, "request failed");
@@ -184,6 +190,9 @@ impl IntoResponse for AppError {
         }
         if let Some(secs) = retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if unreachable {
+            response.extensions_mut().insert(Unreachable);
         }
         response
     }

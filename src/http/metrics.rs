@@ -62,13 +62,18 @@ pub async fn track(req: Request, next: Next) -> Response {
     response
 }
 
-async fn render(State(state): State<AppState>) -> Result<Response, AppError> {
+/// Renders the metrics. Database gauges are refreshed when the database answers; while it
+/// does not (the gate is closed), the rest is still served: that is when operators look.
+async fn render(State(state): State<AppState>) -> Response {
     let handle = handle();
-    let mut conn = state.db.acquire().await?;
-    for row in crate::tunnels::store::count_by_status(&mut conn).await? {
-        metrics::gauge!("warren_tunnels", "status" => row.0).set(row.1 as f64);
+    if !state.gate.is_closed() {
+        if let Err(err) = refresh_tunnel_gauges(&state.db).await {
+            match AppError::from(err) {
+                AppError::Unavailable(_) => state.gate.close(),
+                other => tracing::warn!(error = %other, "cannot count tunnels for /metrics"),
+            }
+        }
     }
-    drop(conn);
     metrics::gauge!("warren_db_pool_connections", "state" => "open").set(state.db.size() as f64);
     metrics::gauge!("warren_db_pool_connections", "state" => "idle")
         .set(state.db.num_idle() as f64);
@@ -78,5 +83,13 @@ async fn render(State(state): State<AppState>) -> Result<Response, AppError> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
     );
-    Ok(response)
+    response
+}
+
+async fn refresh_tunnel_gauges(db: &sqlx::PgPool) -> Result<(), sqlx::Error> {
+    let mut conn = db.acquire().await?;
+    for (status, count) in crate::tunnels::store::count_by_status(&mut conn).await? {
+        metrics::gauge!("warren_tunnels", "status" => status).set(count as f64);
+    }
+    Ok(())
 }

@@ -13,8 +13,9 @@ pub mod tunnels;
 
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{header, HeaderName, Method, StatusCode, Uri};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::{middleware, Router};
 use serde_json::Map;
@@ -24,6 +25,7 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::db::gate::{Gate, Unreachable};
 use crate::state::AppState;
 use error::{problem, AppError};
 
@@ -66,9 +68,29 @@ pub fn router(state: AppState) -> Router {
                 .layer(TimeoutLayer::with_status_code(
                     StatusCode::SERVICE_UNAVAILABLE,
                     Duration::from_secs(30),
+                ))
+                .layer(middleware::from_fn_with_state(
+                    state.gate.clone(),
+                    database_gate,
                 )),
         )
         .with_state(state)
+}
+
+/// Paths that never touch the database, so they answer while the gate is closed.
+const WITHOUT_DATABASE: [&str; 3] = ["/healthz", "/metrics", "/openapi.yaml"];
+
+/// While the database is unreachable, refuses database-backed requests at once (see
+/// [`crate::db::gate`]); a response that found the database gone closes the gate.
+async fn database_gate(State(gate): State<Gate>, req: Request, next: Next) -> Response {
+    if gate.is_closed() && !WITHOUT_DATABASE.contains(&req.uri().path()) {
+        return AppError::GateClosed.into_response();
+    }
+    let response = next.run(req).await;
+    if response.extensions().get::<Unreachable>().is_some() {
+        gate.close();
+    }
+    response
 }
 
 async fn not_found(method: Method, uri: Uri) -> AppError {

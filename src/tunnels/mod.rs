@@ -1,6 +1,7 @@
 //! Tunnels: the state machine, their JSON shape, and the rules a request must follow.
 
 pub mod batcher;
+pub mod clock;
 pub mod idempotency;
 pub mod reaper;
 pub mod slug;

@@ -10,30 +10,42 @@ use std::time::Duration;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use super::{idempotency, store};
+use super::{clock, idempotency, store};
 
-/// What the reaper does besides expiring leases.
+/// How the reaper runs.
 #[derive(Clone, Copy, Debug)]
-pub struct Housekeeping {
+pub struct Settings {
+    pub interval: Duration,
+    /// How many leases one statement expires.
+    pub batch: i64,
+    pub lease_ttl: Duration,
+    /// A reaper that could not run for longer than this was down: the next tick gives every
+    /// live lease one full TTL (the outage grace, see [`clock`]).
+    pub stall_after: Duration,
     /// Stopped and failed tunnels older than this are deleted.
     pub history_retention: Duration,
 }
 
-pub async fn run(
-    pool: PgPool,
-    interval: Duration,
-    batch: i64,
-    housekeeping: Housekeeping,
-    shutdown: CancellationToken,
-) {
-    let mut ticker = tokio::time::interval(interval);
+impl Settings {
+    /// An outage shorter than a third of the TTL cannot cost a healthy agent its lease (it
+    /// renews every TTL/3 and its lease has two thirds left); a tick must also not count as a
+    /// stall just because the reaper ticks slowly.
+    pub fn stall_after(lease_ttl: Duration, interval: Duration) -> Duration {
+        (lease_ttl / 3)
+            .max(interval * 10)
+            .max(Duration::from_secs(1))
+    }
+}
+
+pub async fn run(pool: PgPool, settings: Settings, shutdown: CancellationToken) {
+    let mut ticker = tokio::time::interval(settings.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = ticker.tick() => {}
         }
-        match sweep(&pool, batch, housekeeping, &shutdown).await {
+        match sweep(&pool, settings, &shutdown).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(expired = n, "reaper expired leases"),
             Err(err) => tracing::warn!(error = %err, "reaper sweep failed; retrying next tick"),
@@ -42,20 +54,37 @@ pub async fn run(
     tracing::debug!("reaper stopped");
 }
 
+/// Stamps the lease clock, giving the outage grace when the reaper could not run.
+async fn tick(pool: &PgPool, settings: Settings) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let grace = clock::tick(&mut tx, settings.stall_after, settings.lease_ttl).await?;
+    tx.commit().await?;
+    if let Some(grace) = grace {
+        tracing::warn!(
+            outage_ms = grace.outage.as_millis() as u64,
+            extended = grace.extended,
+            "the reaper could not run for a while; every live lease gets one full TTL"
+        );
+        metrics::counter!("warren_outage_graces_total").increment(1);
+    }
+    Ok(())
+}
+
 /// Expires every due lease: two workers (one per core of a small machine; `SKIP LOCKED` keeps
 /// their batches apart) each take batch after batch until one comes back short.
 pub async fn sweep(
     pool: &PgPool,
-    batch: i64,
-    housekeeping: Housekeeping,
+    settings: Settings,
     shutdown: &CancellationToken,
 ) -> Result<usize, sqlx::Error> {
+    tick(pool, settings).await?;
+    let batch = settings.batch;
     let (a, b) = tokio::try_join!(drain(pool, batch, shutdown), drain(pool, batch, shutdown))?;
     // Housekeeping that rides along, one bounded batch a tick: idempotency keys past their
     // 24 hours, and tunnel history past its retention.
     let mut conn = pool.acquire().await?;
     idempotency::purge_expired(&mut conn, batch).await?;
-    let pruned = store::prune_history(&mut conn, housekeeping.history_retention, batch).await?;
+    let pruned = store::prune_history(&mut conn, settings.history_retention, batch).await?;
     if pruned > 0 {
         tracing::info!(pruned, "reaper deleted tunnel history past its retention");
     }
@@ -71,6 +100,7 @@ async fn drain(
     loop {
         let mut conn = pool.acquire().await?;
         let expired = store::reap_batch(&mut conn, batch).await?;
+        clock::touch(&mut conn).await?;
         total += expired.len();
         for (id, status) in &expired {
             tracing::debug!(tunnel_id = %id, status, "lease expired");

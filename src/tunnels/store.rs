@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::{Status, Tunnel};
 
-fn millis(d: Duration) -> i64 {
+pub(crate) fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
@@ -38,7 +38,7 @@ pub async fn expire_due(conn: &mut PgConnection, due: Due<'_>) -> Result<u64, sq
                last_heartbeat_at = NULL,
                lease_expires_at = NULL
            WHERE status IN ('creating', 'active', 'stopping')
-             AND lease_expires_at <= now()
+             AND lease_expires_at <= now() AND NOT (SELECT leases_on_hold())
              AND ($1::uuid IS NULL OR account_id = $1)
              AND ($2::uuid IS NULL OR id = $2)
              AND ($3::text IS NULL OR slug = $3)"#,
@@ -61,7 +61,7 @@ pub async fn reap_batch(
     let rows = sqlx::query!(
         r#"WITH due AS (
                SELECT id FROM tunnels
-               WHERE status IN ('creating', 'active', 'stopping') AND lease_expires_at <= now()
+               WHERE status IN ('creating', 'active', 'stopping') AND lease_expires_at <= now() AND NOT (SELECT leases_on_hold())
                ORDER BY lease_expires_at
                LIMIT $1
                FOR UPDATE SKIP LOCKED
@@ -204,7 +204,8 @@ pub async fn transition(
                stopped_at = CASE WHEN $6 THEN date_trunc('milliseconds', now()) END,
                last_heartbeat_at = CASE WHEN $6 THEN NULL ELSE last_heartbeat_at END,
                lease_expires_at = CASE WHEN $6 THEN NULL ELSE lease_expires_at END
-           WHERE id = $1 AND account_id = $2 AND status = ANY($3) AND lease_expires_at > now()
+           WHERE id = $1 AND account_id = $2 AND status = ANY($3)
+             AND (lease_expires_at > now() OR (SELECT leases_on_hold()))
            RETURNING id, account_id, slug, status, requested_port, created_at,
                      last_heartbeat_at, lease_expires_at, stopped_at, last_error"#,
         id,
@@ -287,7 +288,7 @@ pub async fn renew_many(
            locked AS (
                SELECT t.id FROM tunnels t
                WHERE t.id = ANY($1::uuid[]) AND (t.id, t.account_id) IN (SELECT id, account_id FROM asked)
-                 AND t.status IN ('creating', 'active', 'stopping') AND t.lease_expires_at > now()
+                 AND t.status IN ('creating', 'active', 'stopping') AND (t.lease_expires_at > now() OR (SELECT leases_on_hold()))
                ORDER BY t.id
                FOR UPDATE OF t
            ),
@@ -301,7 +302,7 @@ pub async fn renew_many(
                        date_trunc('milliseconds', now()) + $3::bigint * interval '1 millisecond')
                FROM locked
                WHERE t.id = locked.id
-                 AND t.status IN ('creating', 'active', 'stopping') AND t.lease_expires_at > now()
+                 AND t.status IN ('creating', 'active', 'stopping') AND (t.lease_expires_at > now() OR (SELECT leases_on_hold()))
                RETURNING t.id, t.account_id, t.slug, t.status, t.requested_port, t.created_at,
                          t.last_heartbeat_at, t.lease_expires_at, t.stopped_at, t.last_error
            ),

@@ -110,6 +110,105 @@ pub fn scratch_dir(prefix: &str) -> PathBuf {
     dir
 }
 
+/// A migrated cluster of the test's own, since the test stops and starts it; its URL.
+pub async fn own_cluster(dir: &std::path::Path) -> (EmbeddedPostgres, String) {
+    let pg = tokio::task::spawn_blocking({
+        let dir = dir.to_owned();
+        move || EmbeddedPostgres::start(&dir).unwrap()
+    })
+    .await
+    .unwrap();
+    warren::db::ensure_database(&pg.url("postgres"), "warren")
+        .await
+        .unwrap();
+    let url = pg.url("warren");
+    let pool = warren::db::connect(&url, Duration::from_secs(10))
+        .await
+        .unwrap();
+    warren::db::migrate(&pool).await.unwrap();
+    pool.close().await;
+    (pg, url)
+}
+
+/// Kills the cluster (immediate shutdown: no checkpoint, like a crash) and hands it back.
+pub async fn kill_cluster(pg: EmbeddedPostgres) -> EmbeddedPostgres {
+    tokio::task::spawn_blocking(move || {
+        pg.kill().unwrap();
+        pg
+    })
+    .await
+    .unwrap()
+}
+
+/// Starts a killed cluster again and hands it back.
+pub async fn restart_cluster(pg: EmbeddedPostgres) -> EmbeddedPostgres {
+    tokio::task::spawn_blocking(move || {
+        pg.restart().unwrap();
+        pg
+    })
+    .await
+    .unwrap()
+}
+
+/// The value of an unlabelled metric on the server's `/metrics`, if it is there.
+pub async fn metric(app: &TestApp, name: &str) -> Option<f64> {
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .find_map(|value| value.trim().parse().ok())
+}
+
+/// A TCP proxy in front of a server whose link can be cut and restored: a network cut
+/// between an agent and a Warren that itself stays up.
+pub struct Proxy {
+    pub base: String,
+    up: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl Proxy {
+    pub async fn start(target: SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let up = std::sync::Arc::new(tokio::sync::watch::channel(true).0);
+        let link = up.clone();
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let mut watch = link.subscribe();
+                if !*watch.borrow() {
+                    continue; // dropped at once: the agent sees a network error
+                }
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = watch.wait_for(|up| !*up) => {}
+                    }
+                });
+            }
+        });
+        Self { base, up }
+    }
+
+    /// Drops every connection and refuses new ones until [`Proxy::restore`].
+    pub fn cut(&self) {
+        self.up.send_replace(false);
+    }
+
+    pub fn restore(&self) {
+        self.up.send_replace(true);
+    }
+}
+
 /// A new database with the migrations applied; its URL.
 pub async fn fresh_database() -> String {
     let server = server();
@@ -269,6 +368,16 @@ impl TestApp {
             StatusCode::CREATED,
         )
         .await
+    }
+
+    /// Creates `n` tunnels; their ids.
+    pub async fn tunnel_ids(&self, token: &str, n: usize) -> Vec<String> {
+        let mut ids = Vec::new();
+        for _ in 0..n {
+            let t = self.tunnel(token, json!({"requestedPort": 8080})).await;
+            ids.push(t["id"].as_str().unwrap().to_owned());
+        }
+        ids
     }
 
     pub async fn heartbeat(&self, token: &str, id: &str) -> reqwest::Response {

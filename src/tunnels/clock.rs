@@ -1,0 +1,76 @@
+//! The lease clock: how the reaper notices that it could not run, and the outage grace.
+//!
+//! Agents cannot heartbeat while Warren or its database is down, so the reaper must not
+//! expire, right after recovery, the leases that ran out during the outage. Each reaper tick
+//! stamps the database's `lease_clock` row; a tick that finds the previous stamp older than
+//! `stall_after` extends every live lease to one full TTL from now, in the same transaction.
+//! Until that tick has run, the SQL function `leases_on_hold()` is true and every lease
+//! predicate (lazy expiry, reaper, heartbeat, PATCH) treats leases as not yet run out.
+
+use std::time::Duration;
+
+use sqlx::PgConnection;
+
+use super::store::millis;
+
+/// A grace the reaper gave after finding it could not run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Grace {
+    /// How long no reaper ran.
+    pub outage: Duration,
+    /// How many live leases were extended.
+    pub extended: u64,
+}
+
+/// The reaper's tick: stamps the clock and, when the previous stamp is older than
+/// `stall_after`, extends every live lease to at least `lease_ttl` from now. The clock row
+/// stays locked until the caller commits, so two replicas cannot both give the grace.
+#[tracing::instrument(skip_all, err)]
+pub async fn tick(
+    conn: &mut PgConnection,
+    stall_after: Duration,
+    lease_ttl: Duration,
+) -> Result<Option<Grace>, sqlx::Error> {
+    let gap = sqlx::query_scalar!(
+        r#"WITH before AS (SELECT reaper_ran_at FROM lease_clock FOR UPDATE)
+           UPDATE lease_clock SET
+               reaper_ran_at = now(),
+               stall_after = $1::bigint * interval '1 millisecond',
+               last_grace_at = CASE WHEN before.reaper_ran_at < now() - $1::bigint * interval '1 millisecond'
+                                    THEN now() ELSE last_grace_at END,
+               last_outage = CASE WHEN before.reaper_ran_at < now() - $1::bigint * interval '1 millisecond'
+                                  THEN now() - before.reaper_ran_at ELSE last_outage END
+           FROM before
+           RETURNING CASE WHEN before.reaper_ran_at < now() - $1::bigint * interval '1 millisecond'
+                          THEN (extract(epoch FROM now() - before.reaper_ran_at) * 1000)::bigint
+                     END AS gap_ms"#,
+        millis(stall_after),
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    let Some(gap_ms) = gap else { return Ok(None) };
+    let extended = sqlx::query!(
+        r#"UPDATE tunnels SET
+               lease_expires_at = GREATEST(lease_expires_at,
+                   date_trunc('milliseconds', now()) + $1::bigint * interval '1 millisecond')
+           WHERE status IN ('creating', 'active', 'stopping')"#,
+        millis(lease_ttl),
+    )
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    Ok(Some(Grace {
+        outage: Duration::from_millis(u64::try_from(gap_ms).unwrap_or(0)),
+        extended,
+    }))
+}
+
+/// Stamps the clock without looking at the gap: the reaper is running (between batches of
+/// a long sweep), so a long sweep is never mistaken for an outage.
+#[tracing::instrument(skip_all, err)]
+pub async fn touch(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::query!("UPDATE lease_clock SET reaper_ran_at = now() WHERE reaper_ran_at IS NOT NULL")
+        .execute(conn)
+        .await?;
+    Ok(())
+}
