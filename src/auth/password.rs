@@ -43,3 +43,21 @@ static DUMMY_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         .expect("argon2 with default parameters hashes")
         .to_string()
 });
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_unknown_email_costs_the_same_argon2_work_as_a_wrong_password() {
+        let stored = hash("the password".into()).await.unwrap();
+        let real = PasswordHash::new(&stored).unwrap();
+        let dummy = PasswordHash::new(&DUMMY_HASH).unwrap();
+        assert_eq!(real.algorithm, dummy.algorithm);
+        assert_eq!(real.version, dummy.version);
+        assert_eq!(real.params, dummy.params);
+        assert!(!verify("the password".into(), None).await.unwrap());
+        assert!(!verify("wrong".into(), Some(stored.clone())).await.unwrap());
+        assert!(verify("the password".into(), Some(stored)).await.unwrap());
+    }
+}
