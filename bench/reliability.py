@@ -88,7 +88,7 @@ class Load:
         self.stop_flag = threading.Event()
         self.lock = threading.Lock()
         self.acked = {}
-        self.log = []  # (wall time, status or None, seconds)
+        self.log = []  # (wall time, status or None, seconds, port)
         self.threads = []
         for w in range(workers):
             mine = ids[w::workers]
@@ -105,7 +105,7 @@ class Load:
             i += 1
             status, body, took, conn = request(port, "POST", f"/v1/tunnels/{tid}/heartbeat", token=token, conn=conn)
             with self.lock:
-                self.log.append((time.time(), status, took))
+                self.log.append((time.time(), status, took, port))
                 if status == 200:
                     at = body["lease"]["lastHeartbeatAt"]
                     if at > self.acked.get(tid, ""):
@@ -152,15 +152,15 @@ def postgres_killed(pg, workdir):
     time.sleep(5)
     pg_restart(pg)
     up_at = time.time()
-    while not any(t > up_at and s == 200 for t, s, _ in load.log[-200:]):
+    while not any(t > up_at and s == 200 for t, s, _, _ in load.log[-200:]):
         time.sleep(0.05)
         if time.time() - up_at > 30:
             break
-    first_ok = min((t for t, s, _ in load.log if t > up_at and s == 200), default=float("nan"))
+    first_ok = min((t for t, s, _, _ in load.log if t > up_at and s == 200), default=float("nan"))
     time.sleep(2)
     load.stop()
     w.stop()
-    during = [(s, took) for t, s, took in load.log if down_at <= t - took and t <= up_at]
+    during = [(s, took) for t, s, took, _ in load.log if down_at <= t - took and t <= up_at]
     refused = [took for s, took in during if s == 503]
     return {
         "requests": len(load.log), "before": before, "during": len(during),
@@ -201,7 +201,8 @@ def replica_killed(pg, workdir, ttl=5):
     a.proc.send_signal(signal.SIGKILL)
     a.proc.wait()
     time.sleep(ttl + 3)
-    survivor_ok = sum(1 for t, s, _ in load.log[-500:] if s == 200)
+    survivor = [s for _, s, _, port in load.log if port == b.port][-500:]
+    survivor_ok = sum(1 for s in survivor if s == 200)
     term_at = time.time()
     b.proc.send_signal(signal.SIGTERM)
     b.proc.wait(30)

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use sqlx::PgConnection;
+use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
 use super::{Status, Tunnel};
@@ -52,32 +52,47 @@ pub async fn expire_due(conn: &mut PgConnection, due: Due<'_>) -> Result<u64, sq
 }
 
 /// One batch of the reaper: up to `limit` due leases, skipping rows other transactions hold
-/// (another replica's reaper, a heartbeat in flight), oldest expiry first.
+/// (another replica's reaper, a heartbeat in flight), in no particular order (an order would
+/// sort the whole live set for every batch). The statement writes the batch's transition log
+/// itself, set-based, instead of the row trigger (migration 0011): it only ever moves live
+/// tunnels to `failed` or `stopped`.
 #[tracing::instrument(skip_all, err)]
 pub async fn reap_batch(
     conn: &mut PgConnection,
     limit: i64,
 ) -> Result<Vec<(Uuid, String)>, sqlx::Error> {
+    let mut tx = conn.begin().await?;
+    sqlx::query!(r#"SELECT set_config('warren.transitions_logged', 'on', true) AS "on!""#)
+        .fetch_one(&mut *tx)
+        .await?;
     let rows = sqlx::query!(
         r#"WITH due AS (
-               SELECT id FROM tunnels
-               WHERE status IN ('creating', 'active', 'stopping') AND lease_expires_at <= now() AND NOT (SELECT leases_on_hold())
-               ORDER BY lease_expires_at
+               SELECT id, status FROM tunnels
+               WHERE status IN ('creating', 'active', 'stopping')
+                 AND lease_expires_at <= now() AND NOT (SELECT leases_on_hold())
                LIMIT $1
                FOR UPDATE SKIP LOCKED
+           ),
+           moved AS (
+               UPDATE tunnels t SET
+                   status = CASE WHEN t.status = 'stopping' THEN 'stopped' ELSE 'failed' END,
+                   last_error = CASE WHEN t.status = 'stopping' THEN t.last_error ELSE 'lease expired' END,
+                   stopped_at = t.lease_expires_at,
+                   last_heartbeat_at = NULL,
+                   lease_expires_at = NULL
+               WHERE t.id = ANY(ARRAY(SELECT id FROM due))
+               RETURNING t.id, t.status
+           ),
+           logged AS (
+               INSERT INTO tunnel_transitions (tunnel_id, from_status, to_status)
+               SELECT moved.id, due.status, moved.status FROM moved JOIN due USING (id)
            )
-           UPDATE tunnels t SET
-               status = CASE WHEN t.status = 'stopping' THEN 'stopped' ELSE 'failed' END,
-               last_error = CASE WHEN t.status = 'stopping' THEN t.last_error ELSE 'lease expired' END,
-               stopped_at = t.lease_expires_at,
-               last_heartbeat_at = NULL,
-               lease_expires_at = NULL
-           FROM due WHERE t.id = due.id
-           RETURNING t.id, t.status"#,
+           SELECT id, status FROM moved"#,
         limit
     )
-    .fetch_all(conn)
+    .fetch_all(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(rows.into_iter().map(|r| (r.id, r.status)).collect())
 }
 
