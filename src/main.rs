@@ -1,6 +1,11 @@
 use clap::Parser;
 use warren::cli::{user, Cli, Command};
 
+/// The heartbeat path allocates for every request (headers, JSON, channels); a profile under
+/// load showed glibc's malloc/free at about a seventh of the process's time.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();

@@ -189,6 +189,10 @@ pub struct ServeArgs {
     /// Comma-separated IPs/CIDRs of proxies whose `X-Forwarded-For` is believed.
     #[arg(long, env = "WARREN_TRUSTED_PROXIES", default_value = "", value_parser = TrustedProxies::parse)]
     pub trusted_proxies: TrustedProxies,
+    /// How many heartbeat batches may be committing at once (group commit; fewer in flight
+    /// means larger batches).
+    #[arg(long, env = "WARREN_HEARTBEAT_FLUSHES", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub heartbeat_flushes: u16,
     /// Log format: `text` or `json`.
     #[arg(long, env = "WARREN_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
@@ -220,6 +224,7 @@ impl ServeArgs {
             allow_registration: self.allow_registration,
             reconnect_grace: Duration::from_secs(self.reconnect_grace_secs),
             trusted_proxies: self.trusted_proxies.clone(),
+            heartbeat_flushes_in_flight: usize::from(self.heartbeat_flushes),
             ..defaults
         }
     }
