@@ -138,6 +138,32 @@ def rss_peak_kb(pid):
         return int(re.search(r"VmHWM:\s+(\d+)", f.read()).group(1))
 
 
+def cpu_seconds(pids):
+    """User + system CPU seconds the processes have used so far."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError):
+            pass
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_pids(pg):
+    postmaster = open(os.path.join(pg.dir, "data", "postmaster.pid")).read().split()[0]
+    children = subprocess.run(["pgrep", "-P", postmaster], capture_output=True, text=True).stdout.split()
+    return [postmaster, *children]
+
+
+def batch_sizes(base):
+    text = urllib.request.urlopen(base + "/metrics").read().decode()
+    total = float(re.search(r"^warren_heartbeat_batch_size_sum (\S+)", text, re.M).group(1))
+    count = float(re.search(r"^warren_heartbeat_batch_size_count (\S+)", text, re.M).group(1))
+    single = float(re.search(r'^warren_heartbeat_batch_size_bucket\{le="1"\} (\S+)', text, re.M).group(1))
+    return total / count, single / count
+
+
 def wait_http(url, timeout=60):
     start = time.time()
     while time.time() - start < timeout:
@@ -149,11 +175,12 @@ def wait_http(url, timeout=60):
     sys.exit(f"{url} did not come up")
 
 
-def start_warren(pg, workdir, port, db):
-    env = dict(os.environ, DATABASE_URL=pg.url.rsplit("/", 1)[0] + "/" + db, WARREN_LISTEN=f"127.0.0.1:{port}",
+def start_warren(pg, workdir, port, db, **extra):
+    env = dict(os.environ, **extra, DATABASE_URL=pg.url.rsplit("/", 1)[0] + "/" + db, WARREN_LISTEN=f"127.0.0.1:{port}",
                WARREN_DATA_DIR=os.path.join(workdir, "warren"), WARREN_JWT_SECRET="bench-secret-bench-secret-bench-secret",
                WARREN_ALLOW_REGISTRATION="true", RUST_LOG="warn", WARREN_LEASE_TTL_SECS="60")
-    proc = subprocess.Popen([WARREN, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=open(os.path.join(workdir, "warren.log"), "w"))
+    log = open(os.path.join(workdir, f"warren-{port}.log"), "w")
+    proc = subprocess.Popen([WARREN, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=log)
     wait_http(f"http://127.0.0.1:{port}/readyz")
     return proc
 
@@ -166,7 +193,9 @@ def main():
     ap.add_argument("--reap", type=int, default=100_000)
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--flushes", default="1,2,4", help="WARREN_HEARTBEAT_FLUSHES values to compare in (b')")
     args = ap.parse_args()
+    args.flushes = [int(f) for f in args.flushes.split(",") if f]
     for tool in ("wrk", "etcd"):
         if not shutil.which(tool):
             sys.exit(f"{tool} not found: apt-get install wrk etcd-server")
@@ -201,6 +230,22 @@ def main():
         results["heartbeat"] = wrk(base, hb_lua, args.duration, args.connections)
         lost = int(pg.psql(f"SELECT count(*) FROM tunnels WHERE slug LIKE 'bench-%' AND last_heartbeat_at IS NULL", "warren"))
         results["heartbeat"]["never_renewed"] = lost
+
+        print("(b') heartbeats by flushes in flight, with the CPU each side used", flush=True)
+        results["flushes"] = {}
+        for flushes in args.flushes:
+            fport = free_port()
+            variant = start_warren(pg, workdir, fport, "warren", WARREN_HEARTBEAT_FLUSHES=str(flushes))
+            before = (cpu_seconds([variant.pid]), cpu_seconds(postgres_pids(pg)))
+            r = wrk(f"http://127.0.0.1:{fport}", hb_lua, args.duration, args.connections)
+            after = (cpu_seconds([variant.pid]), cpu_seconds(postgres_pids(pg)))
+            mean, single = batch_sizes(f"http://127.0.0.1:{fport}")
+            done = r["rps"] * args.duration
+            r.update(batch_mean=mean, batch_single=single, warren_us=(after[0] - before[0]) / done * 1e6,
+                     postgres_us=(after[1] - before[1]) / done * 1e6)
+            results["flushes"][flushes] = r
+            variant.send_signal(signal.SIGTERM)
+            variant.wait(timeout=15)
 
         print("(c) etcd lease keep-alive", flush=True)
         etcd_port, peer_port = free_port(), free_port()
@@ -312,6 +357,14 @@ def render(r, args):
         f"| Warren peak RSS, {args.reap + args.tunnels:,} live tunnels under load | ≤ 150 MB | {r['rss_kb'] / 1024:.0f} MB |",
         "",
         f"Heartbeat answers other than 2xx: {hb['non2xx']}; tunnels never renewed during (b): {hb['never_renewed']}.",
+        "",
+        "(b') The same heartbeat load against a fresh Warren process per `WARREN_HEARTBEAT_FLUSHES` value "
+        "(batches that may be committing at once), with the CPU time each process used per heartbeat:",
+        "",
+        "| flushes in flight | requests/s | p50 ms | p99 ms | mean batch | batches of 1 | Warren CPU µs/heartbeat | PostgreSQL CPU µs/heartbeat |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        *[f"| {f} | {x['rps']:,.0f} | {x['p50']:.2f} | {x['p99']:.2f} | {x['batch_mean']:.1f} | {x['batch_single']:.0%} | "
+          f"{x['warren_us']:.0f} | {x['postgres_us']:.0f} |" for f, x in r.get("flushes", {}).items()],
     ]
     return "\n".join(lines) + "\n"
 
