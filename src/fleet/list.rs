@@ -14,8 +14,8 @@
 //! | a dimension | `device_snapshots_{dim}_idx`, same-instant ties sorted | `device_hourly_{dim}_idx` |
 //!
 //! `last_seen` first reduces its window (at most 60 minutes) to each device's latest
-//! snapshot, on index columns only, then sorts those (one per device) and reads the details
-//! of the page's rows alone.
+//! snapshot without its JSON details, then sorts those (one per device) and reads the
+//! details of the page's rows alone.
 //!
 //! Filters narrow the index scan; one that matches few rows of a wide range makes the page
 //! read the range until the page is full (an index on the filtered dimension is used when
@@ -77,8 +77,7 @@ pub async fn list(
 /// A page of the source. `last_seen` is each device's latest snapshot in the window, and the
 /// filters apply to that latest state (a device that was `connected` earlier but is
 /// `disconnected` now is not listed under `status=connected`); the latest states are found and
-/// sorted on the columns of `device_snapshots_account_ts_idx` alone, and the details are read
-/// for the page's rows only. `hourly` lists the device-hours that start in
+/// sorted without their JSON details, which are read for the page's rows only. `hourly` lists the device-hours that start in
 /// [hour of `from`, `to`].
 async fn page(
     conn: &mut PgConnection,
