@@ -170,14 +170,7 @@ pub async fn live_device(
         }
     };
     let from: DateTime<Utc> = reference - Duration::minutes(since);
-    let colos: Option<Vec<String>> = raw.colo.as_deref().map(|c| {
-        c.split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect()
-    });
-    let colos = colos.filter(|c| !c.is_empty());
+    let colos = query::colos(raw.colo.as_deref())?;
     let mut tx = state.db.begin().await?;
     let row = store::live(
         &mut tx,
