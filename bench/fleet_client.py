@@ -1,12 +1,16 @@
 #!/usr/bin/env python3
 """Fleet-status benchmark client: HTTP ingest rate and list latency against a running Warren.
 
-usage: fleet_client.py BASE_URL TOKEN ingest BATCHES CONCURRENCY
-       fleet_client.py BASE_URL TOKEN list REQUESTS QUERY
+usage: fleet_client.py ingest BATCHES CONCURRENCY ROUNDS NAME=BASE_URL@TOKEN...
+       fleet_client.py list REQUESTS QUERY NAME=BASE_URL@TOKEN...
+
+With several servers (variants, e.g. before and after a change) the requests alternate
+between them, and each figure is also given as a ratio of the first variant's.
 """
 import http.client
 import json
 import random
+import statistics
 import sys
 import threading
 import time
@@ -37,13 +41,7 @@ def snapshot(device, ts):
     }
 
 
-def ingest(base, token, batches, concurrency):
-    now = datetime.now(timezone.utc)
-    bodies = []
-    for b in range(batches):
-        items = [snapshot(str(uuid.uuid4()), (now - timedelta(seconds=random.randint(0, 3000)))
-                          .isoformat(timespec="milliseconds").replace("+00:00", "Z")) for _ in range(1000)]
-        bodies.append(json.dumps(items).encode())
+def ingest_rate(base, token, bodies, concurrency):
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     queue = list(bodies)
     lock = threading.Lock()
@@ -64,35 +62,74 @@ def ingest(base, token, batches, concurrency):
     threads = [threading.Thread(target=worker) for _ in range(concurrency)]
     [t.start() for t in threads]
     [t.join() for t in threads]
-    elapsed = time.perf_counter() - start
-    size = sum(len(b) for b in bodies) / len(bodies) / 1024
-    print(f"ingest: {batches} x 1000 snapshots ({size:.0f} KiB per batch), {concurrency} client(s): "
-          f"{elapsed:.2f} s, {batches * 1000 / elapsed:.0f} snapshots/s")
+    return len(bodies) * 1000 / (time.perf_counter() - start)
 
 
-def list_latency(base, token, requests, query):
-    c = conn_for(base)
-    headers = {"Authorization": f"Bearer {token}"}
-    times = []
-    total = None
+def ingest(variants, batches, concurrency, rounds):
+    """Rounds of `batches` 1,000-snapshot batches per variant, the variants' order alternating
+    from round to round; the median rate of each."""
+    rates = {name: [] for name, _, _ in variants}
+    size = 0
+    for r in range(rounds):
+        order = variants if r % 2 == 0 else variants[::-1]
+        for name, base, token in order:
+            now = datetime.now(timezone.utc)
+            bodies = []
+            for b in range(batches):
+                items = [snapshot(str(uuid.uuid4()), (now - timedelta(seconds=random.randint(0, 3000)))
+                                  .isoformat(timespec="milliseconds").replace("+00:00", "Z")) for _ in range(1000)]
+                bodies.append(json.dumps(items).encode())
+            size = sum(len(b) for b in bodies) / len(bodies) / 1024
+            rates[name].append(ingest_rate(base, token, bodies, concurrency))
+    first = statistics.median(rates[variants[0][0]])
+    for name, _, _ in variants:
+        m = statistics.median(rates[name])
+        runs = ", ".join(f"{x:.0f}" for x in rates[name])
+        print(f"ingest {name}: {batches} x 1000 snapshots ({size:.0f} KiB per batch), {concurrency} client(s): "
+              f"median {m:.0f} snapshots/s ({runs}; x{m / first:.2f} of {variants[0][0]})")
+
+
+def list_latency(variants, requests, query):
+    """`requests` GETs per variant after 5 warm-up ones, alternating between the variants so
+    that the machine's noise falls on all of them alike."""
+    headers = {n: {"Authorization": f"Bearer {t}"} for n, _, t in variants}
+    conns = {n: conn_for(b) for n, b, _ in variants}
+    times = {n: [] for n, _, _ in variants}
+    total = {}
     for i in range(requests + 5):
-        start = time.perf_counter()
-        c.request("GET", f"/v1/fleet-status/devices?{query}", headers=headers)
-        r = c.getresponse()
-        data = r.read()
-        elapsed = time.perf_counter() - start
-        assert r.status == 200, data[:300]
-        if i >= 5:  # warm-up
-            times.append(elapsed * 1000)
-        total = json.loads(data)["resultInfo"]["totalCount"]
-    times.sort()
-    p = lambda q: times[min(len(times) - 1, int(q * len(times)))]
-    print(f"list `{query}` (totalCount {total}): p50 {p(0.50):.1f} ms, p99 {p(0.99):.1f} ms over {len(times)} requests")
+        for name, _, _ in (variants if i % 2 == 0 else variants[::-1]):
+            c = conns[name]
+            start = time.perf_counter()
+            c.request("GET", f"/v1/fleet-status/devices?{query}", headers=headers[name])
+            r = c.getresponse()
+            data = r.read()
+            elapsed = time.perf_counter() - start
+            assert r.status == 200, data[:300]
+            if i >= 5:  # warm-up
+                times[name].append(elapsed * 1000)
+            info = json.loads(data)["resultInfo"]
+            total[name] = f"{info['totalCount']}{'' if info.get('totalCountExact', True) else '+'}"
+    p = lambda ts, q: sorted(ts)[min(len(ts) - 1, int(q * len(ts)))]
+    first = p(times[variants[0][0]], 0.50)
+    for name, _, _ in variants:
+        p50 = p(times[name], 0.50)
+        print(f"list {name} `{query}` (totalCount {total[name]}): p50 {p50:.1f} ms, "
+              f"p99 {p(times[name], 0.99):.1f} ms over {requests} requests; p50 x{p50 / first:.3f} of {variants[0][0]}")
+
+
+def parse_variants(args):
+    """NAME=BASE_URL@TOKEN ..."""
+    out = []
+    for a in args:
+        name, rest = a.split("=", 1)
+        base, token = rest.rsplit("@", 1)
+        out.append((name, base, token))
+    return out
 
 
 if __name__ == "__main__":
-    base, token, mode = sys.argv[1:4]
+    mode = sys.argv[1]
     if mode == "ingest":
-        ingest(base, token, int(sys.argv[4]), int(sys.argv[5]))
+        ingest(parse_variants(sys.argv[5:]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
     else:
-        list_latency(base, token, int(sys.argv[4]), sys.argv[5])
+        list_latency(parse_variants(sys.argv[4:]), int(sys.argv[2]), sys.argv[3])

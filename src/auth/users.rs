@@ -65,6 +65,11 @@ pub async fn credentials_by_email(
     conn: &mut PgConnection,
     email: &str,
 ) -> Result<Option<UserCredentials>, sqlx::Error> {
+    // No registered email holds a control character, and PostgreSQL text cannot even hold
+    // NUL: such an email is nobody's (the caller still spends the password check).
+    if email.contains('\0') {
+        return Ok(None);
+    }
     sqlx::query_as!(
         UserCredentials,
         "SELECT id, account_id, password_hash FROM users WHERE lower(email) = lower($1)",

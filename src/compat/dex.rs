@@ -32,7 +32,9 @@ fn count(n: i64) -> u64 {
 }
 
 /// A page of devices; a page past the end is `200` with `result: []`, so a client that asks
-/// for `page + 1` until the result is empty stops cleanly.
+/// for `page + 1` until the result is empty stops cleanly. `total_count` is exact up to
+/// 10,000 rows past the page, a lower bound beyond (see `fleet::list`): `total_pages` then
+/// still exceeds `page` while later pages have rows.
 #[tracing::instrument(skip_all, err)]
 async fn list(
     State(state): State<AppState>,

@@ -8,6 +8,7 @@
 //! and each keeps its real HTTP status (Cloudflare clients never look at `success`).
 
 use axum::body::{to_bytes, Body};
+use axum::extract::rejection::RawPathParamsRejection;
 use axum::extract::{FromRef, FromRequestParts, RawPathParams, Request};
 use axum::http::{header, request::Parts, HeaderMap, HeaderValue};
 use axum::middleware::Next;
@@ -159,7 +160,15 @@ where
         };
         let params = RawPathParams::from_request_parts(parts, state)
             .await
-            .map_err(|e| AppError::internal(anyhow::anyhow!("path parameters: {e}")))?;
+            .map_err(|e| match e {
+                // `%FF` in a path segment: the client's mistake, named ("… in `account_id`").
+                RawPathParamsRejection::InvalidUtf8InPathParam(e) => AppError::Rejected {
+                    status: e.status(),
+                    code: "validation_failed",
+                    detail: e.body_text(),
+                },
+                other => AppError::internal(anyhow::anyhow!("path parameters: {other}")),
+            })?;
         if let Some((_, account)) = params.iter().find(|(name, _)| *name == "account_id") {
             if !is_account(&principal, account) {
                 return Err(AppError::NotFound("account"));

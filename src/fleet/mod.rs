@@ -7,6 +7,7 @@
 
 pub mod details;
 pub mod hourly;
+pub mod list;
 pub mod query;
 pub mod retention;
 pub mod store;

@@ -184,14 +184,13 @@ pub fn parse(raw: &RawList, names: &Names, now: DateTime<Utc>) -> Result<ListQue
             )
         })?),
     };
-    let text = |v: &Option<String>| given(v).map(str::to_owned);
     let filters = Filters {
-        colo: text(&raw.colo),
+        colo: text_filter("colo", &raw.colo)?,
         device_id,
-        mode: text(&raw.mode),
-        platform: text(&raw.platform),
-        status: text(&raw.status),
-        version: text(&raw.version),
+        mode: text_filter("mode", &raw.mode)?,
+        platform: text_filter("platform", &raw.platform)?,
+        status: text_filter("status", &raw.status)?,
+        version: text_filter("version", &raw.version)?,
     };
     Ok(ListQuery {
         source,
@@ -202,6 +201,31 @@ pub fn parse(raw: &RawList, names: &Names, now: DateTime<Utc>) -> Result<ListQue
         sort_by,
         filters,
     })
+}
+
+/// A dimension to filter on, compared as it is (`%` and `_` are characters, not patterns).
+/// Stored dimensions hold no control characters, and PostgreSQL text cannot hold NUL: such a
+/// value is a 400 naming the parameter, not a query.
+fn text_filter(name: &str, value: &Option<String>) -> Result<Option<String>, AppError> {
+    match given(value) {
+        Some(v) if v.chars().any(char::is_control) => Err(AppError::bad_param(
+            name,
+            format!("{name} must not contain control characters"),
+        )),
+        v => Ok(v.map(str::to_owned)),
+    }
+}
+
+/// The live status's `colo`: a comma-separated list of colos to accept the snapshot from;
+/// `None` accepts any.
+pub fn colos(value: Option<&str>) -> Result<Option<Vec<String>>, AppError> {
+    let mut colos = Vec::new();
+    for colo in value.unwrap_or("").split(',').map(str::trim) {
+        if let Some(colo) = text_filter("colo", &Some(colo.to_owned()))? {
+            colos.push(colo);
+        }
+    }
+    Ok(Some(colos).filter(|c| !c.is_empty()))
 }
 
 /// A number that may be written as a whole-valued decimal (`2`, `2.0`), within bounds; the

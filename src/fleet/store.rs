@@ -1,10 +1,8 @@
-//! Fleet-status SQL. Every function takes a connection; the handler owns the transaction.
+//! Fleet-status SQL for writes, the live status and retention (the list is in
+//! [`super::list`]). Every function takes a connection; the handler owns the transaction.
 //!
 //! A batch is stored in two statements whatever its size: the snapshots through one
 //! `INSERT … SELECT FROM UNNEST(arrays)`, then the device-hours they touch through one upsert.
-//! The list queries share one shape per source: typed filters that are NULL when not given,
-//! and an ORDER BY whose `CASE` on the sort key folds to a constant once the key is bound, so
-//! the default time order is read straight off `device_snapshots_account_ts_idx`.
 
 use std::collections::HashSet;
 
@@ -13,8 +11,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::hourly::{self, array_literal};
-use super::query::{Filters, ListQuery};
-use super::{DeviceRow, Snapshot, RETENTION};
+use super::{DeviceRow, Snapshot};
 
 /// Stores a validated batch for `account_id`; returns how many snapshots were new (a
 /// snapshot of the same device and instant already stored is skipped, so retries are safe).
@@ -104,211 +101,6 @@ async fn upsert_hours(
     .execute(conn)
     .await?;
     Ok(())
-}
-
-/// A page of the chosen source and the total number of rows matching.
-#[tracing::instrument(skip_all, err)]
-pub async fn list(
-    conn: &mut PgConnection,
-    account_id: Uuid,
-    q: &ListQuery,
-) -> Result<(Vec<DeviceRow>, i64), sqlx::Error> {
-    use super::query::Source;
-    // The filters are `$n IS NULL OR column = $n`: planned for the values at hand, the absent
-    // ones fold away and the sort key's CASE becomes a constant, so the index order and an
-    // index-only count are used. A cached generic plan would keep every branch.
-    sqlx::query!("SET LOCAL plan_cache_mode = force_custom_plan")
-        .execute(&mut *conn)
-        .await?;
-    // Never show what retention is about to delete.
-    let from = q.from.max(Utc::now() - RETENTION);
-    let f = &q.filters;
-    match q.source {
-        Source::Raw => Ok((
-            raw_page(conn, account_id, from, q).await?,
-            raw_count(conn, account_id, from, q.to, f).await?,
-        )),
-        Source::LastSeen => Ok((
-            last_seen_page(conn, account_id, from, q).await?,
-            last_seen_count(conn, account_id, from, q.to, f).await?,
-        )),
-        Source::Hourly => Ok((
-            hourly_page(conn, account_id, hourly::hour_of(from), q).await?,
-            hourly_count(conn, account_id, hourly::hour_of(from), q.to, f).await?,
-        )),
-    }
-}
-
-async fn raw_page(
-    conn: &mut PgConnection,
-    account_id: Uuid,
-    from: DateTime<Utc>,
-    q: &ListQuery,
-) -> Result<Vec<DeviceRow>, sqlx::Error> {
-    let f = &q.filters;
-    sqlx::query_as!(
-        DeviceRow,
-        r#"SELECT device_id, ts, colo, mode, platform, status, version, details::text AS "details!",
-                  NULL::float8[] AS sums, NULL::integer[] AS counts
-           FROM device_snapshots
-           WHERE account_id = $1 AND ts >= $2 AND ts <= $3
-             AND ($4::text IS NULL OR colo = $4) AND ($5::uuid IS NULL OR device_id = $5)
-             AND ($6::text IS NULL OR mode = $6) AND ($7::text IS NULL OR platform = $7)
-             AND ($8::text IS NULL OR status = $8) AND ($9::text IS NULL OR version = $9)
-           ORDER BY CASE $10::text WHEN 'colo' THEN colo WHEN 'mode' THEN mode WHEN 'platform' THEN platform
-                                   WHEN 'status' THEN status WHEN 'version' THEN version END,
-                    CASE WHEN $10::text = 'device_id' THEN device_id END,
-                    ts DESC, device_id, id
-           LIMIT $11 OFFSET $12"#,
-        account_id, from, q.to, f.colo, f.device_id, f.mode, f.platform, f.status, f.version,
-        q.sort_by, q.per_page, q.offset(),
-    )
-    .fetch_all(conn)
-    .await
-}
-
-async fn raw_count(
-    conn: &mut PgConnection,
-    account_id: Uuid,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-    f: &Filters,
-) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar!(
-        r#"SELECT count(*) AS "n!" FROM device_snapshots
-           WHERE account_id = $1 AND ts >= $2 AND ts <= $3
-             AND ($4::text IS NULL OR colo = $4) AND ($5::uuid IS NULL OR device_id = $5)
-             AND ($6::text IS NULL OR mode = $6) AND ($7::text IS NULL OR platform = $7)
-             AND ($8::text IS NULL OR status = $8) AND ($9::text IS NULL OR version = $9)"#,
-        account_id,
-        from,
-        to,
-        f.colo,
-        f.device_id,
-        f.mode,
-        f.platform,
-        f.status,
-        f.version,
-    )
-    .fetch_one(conn)
-    .await
-}
-
-/// `last_seen`: each device's latest snapshot in the window; the filters apply to that
-/// latest state (a device that was `connected` earlier but is `disconnected` now is not
-/// listed under `status=connected`).
-async fn last_seen_page(
-    conn: &mut PgConnection,
-    account_id: Uuid,
-    from: DateTime<Utc>,
-    q: &ListQuery,
-) -> Result<Vec<DeviceRow>, sqlx::Error> {
-    let f = &q.filters;
-    sqlx::query_as!(
-        DeviceRow,
-        r#"WITH latest AS (
-               SELECT DISTINCT ON (device_id) device_id, ts, colo, mode, platform, status, version, details
-               FROM device_snapshots
-               WHERE account_id = $1 AND ts >= $2 AND ts <= $3 AND ($5::uuid IS NULL OR device_id = $5)
-               ORDER BY device_id, ts DESC
-           )
-           SELECT device_id AS "device_id!", ts AS "ts!", colo AS "colo!", mode AS "mode!",
-                  platform AS "platform!", status AS "status!", version AS "version!",
-                  details::text AS "details!", NULL::float8[] AS sums, NULL::integer[] AS counts
-           FROM latest
-           WHERE ($4::text IS NULL OR colo = $4)
-             AND ($6::text IS NULL OR mode = $6) AND ($7::text IS NULL OR platform = $7)
-             AND ($8::text IS NULL OR status = $8) AND ($9::text IS NULL OR version = $9)
-           ORDER BY CASE $10::text WHEN 'colo' THEN colo WHEN 'mode' THEN mode WHEN 'platform' THEN platform
-                                   WHEN 'status' THEN status WHEN 'version' THEN version END,
-                    CASE WHEN $10::text = 'device_id' THEN device_id END,
-                    ts DESC, device_id
-           LIMIT $11 OFFSET $12"#,
-        account_id, from, q.to, f.colo, f.device_id, f.mode, f.platform, f.status, f.version,
-        q.sort_by, q.per_page, q.offset(),
-    )
-    .fetch_all(conn)
-    .await
-}
-
-async fn last_seen_count(
-    conn: &mut PgConnection,
-    account_id: Uuid,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-    f: &Filters,
-) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar!(
-        r#"WITH latest AS (
-               SELECT DISTINCT ON (device_id) device_id, colo, mode, platform, status, version
-               FROM device_snapshots
-               WHERE account_id = $1 AND ts >= $2 AND ts <= $3 AND ($5::uuid IS NULL OR device_id = $5)
-               ORDER BY device_id, ts DESC
-           )
-           SELECT count(*) AS "n!" FROM latest
-           WHERE ($4::text IS NULL OR colo = $4)
-             AND ($6::text IS NULL OR mode = $6) AND ($7::text IS NULL OR platform = $7)
-             AND ($8::text IS NULL OR status = $8) AND ($9::text IS NULL OR version = $9)"#,
-        account_id, from, to, f.colo, f.device_id, f.mode, f.platform, f.status, f.version,
-    )
-    .fetch_one(conn)
-    .await
-}
-
-/// `hourly`: the device-hours that start in [hour of `from`, `to`].
-async fn hourly_page(
-    conn: &mut PgConnection,
-    account_id: Uuid,
-    from: DateTime<Utc>,
-    q: &ListQuery,
-) -> Result<Vec<DeviceRow>, sqlx::Error> {
-    let f = &q.filters;
-    sqlx::query_as!(
-        DeviceRow,
-        r#"SELECT device_id, hour AS ts, colo, mode, platform, status, version, details::text AS "details!",
-                  sums AS "sums?", counts AS "counts?"
-           FROM device_hourly
-           WHERE account_id = $1 AND hour >= $2 AND hour <= $3
-             AND ($4::text IS NULL OR colo = $4) AND ($5::uuid IS NULL OR device_id = $5)
-             AND ($6::text IS NULL OR mode = $6) AND ($7::text IS NULL OR platform = $7)
-             AND ($8::text IS NULL OR status = $8) AND ($9::text IS NULL OR version = $9)
-           ORDER BY CASE $10::text WHEN 'colo' THEN colo WHEN 'mode' THEN mode WHEN 'platform' THEN platform
-                                   WHEN 'status' THEN status WHEN 'version' THEN version END,
-                    CASE WHEN $10::text = 'device_id' THEN device_id END,
-                    hour DESC, device_id
-           LIMIT $11 OFFSET $12"#,
-        account_id, from, q.to, f.colo, f.device_id, f.mode, f.platform, f.status, f.version,
-        q.sort_by, q.per_page, q.offset(),
-    )
-    .fetch_all(conn)
-    .await
-}
-
-async fn hourly_count(
-    conn: &mut PgConnection,
-    account_id: Uuid,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-    f: &Filters,
-) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar!(
-        r#"SELECT count(*) AS "n!" FROM device_hourly
-           WHERE account_id = $1 AND hour >= $2 AND hour <= $3
-             AND ($4::text IS NULL OR colo = $4) AND ($5::uuid IS NULL OR device_id = $5)
-             AND ($6::text IS NULL OR mode = $6) AND ($7::text IS NULL OR platform = $7)
-             AND ($8::text IS NULL OR status = $8) AND ($9::text IS NULL OR version = $9)"#,
-        account_id,
-        from,
-        to,
-        f.colo,
-        f.device_id,
-        f.mode,
-        f.platform,
-        f.status,
-        f.version,
-    )
-    .fetch_one(conn)
-    .await
 }
 
 /// The device's latest snapshot in [`from`, `to`], optionally only from these colos.

@@ -8,10 +8,26 @@ use serde::de::DeserializeOwned;
 
 use super::error::AppError;
 
-/// `axum::Json` with problem+json rejections.
-#[derive(Debug, Clone, Copy, Default, FromRequest)]
-#[from_request(via(axum::Json), rejection(AppError))]
+/// `axum::Json` with problem+json rejections, and a body that must be UTF-8 throughout
+/// (serde skips the members it ignores without looking inside their strings).
+#[derive(Debug, Clone, Copy, Default)]
 pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if json_content_type(&req) != Some(true) {
+            return Err(unsupported_media_type());
+        }
+        let body = Bytes::from_request(req, state).await?;
+        Ok(Self(json_from(&body)?))
+    }
+}
 
 /// `axum::extract::Query` with problem+json rejections.
 #[derive(Debug, Clone, Copy, Default, FromRequestParts)]
@@ -36,11 +52,7 @@ where
     type Rejection = AppError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let has_json_type = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(is_json_content_type);
+        let has_json_type = json_content_type(&req);
         let body = Bytes::from_request(req, state).await?;
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self(None));
@@ -48,11 +60,35 @@ where
         if has_json_type == Some(false) {
             return Err(unsupported_media_type());
         }
-        match axum::Json::<T>::from_bytes(&body) {
-            Ok(axum::Json(value)) => Ok(Self(Some(value))),
-            Err(rejection) => Err(rejection.into()),
-        }
+        Ok(Self(Some(json_from(&body)?)))
     }
+}
+
+/// JSON text is UTF-8 (RFC 8259 §8.1): a body that is not is malformed, wherever the bad
+/// bytes are.
+fn json_from<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
+    if let Err(err) = std::str::from_utf8(body) {
+        return Err(AppError::Rejected {
+            status: StatusCode::BAD_REQUEST,
+            code: "malformed_json",
+            detail: format!(
+                "the body is not valid UTF-8 (at byte {})",
+                err.valid_up_to()
+            ),
+        });
+    }
+    match axum::Json::<T>::from_bytes(body) {
+        Ok(axum::Json(value)) => Ok(value),
+        Err(rejection) => Err(rejection.into()),
+    }
+}
+
+/// Whether the request says its body is JSON; `None` without a readable `Content-Type`.
+fn json_content_type(req: &Request) -> Option<bool> {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(is_json_content_type)
 }
 
 fn is_json_content_type(value: &str) -> bool {

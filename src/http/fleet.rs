@@ -60,7 +60,9 @@ pub struct Page {
     pub count: usize,
     pub page: i64,
     pub per_page: i64,
+    /// Exact, or a lower bound when `total_count_exact` is false (see [`fleet::list`]).
     pub total_count: i64,
+    pub total_count_exact: bool,
     pub total_pages: i64,
 }
 
@@ -74,7 +76,7 @@ pub async fn list_devices(
     caller.require_any(&READ_SCOPES)?;
     let q = query::parse(raw, names, Utc::now())?;
     let mut tx = state.db.begin().await?;
-    let (rows, total_count) = store::list(&mut tx, caller.account_id, &q).await?;
+    let (rows, total) = fleet::list::list(&mut tx, caller.account_id, &q).await?;
     tx.commit().await?;
     let result: Vec<Value> = rows.into_iter().map(fleet::DeviceRow::render).collect();
     Ok(Page {
@@ -82,8 +84,9 @@ pub async fn list_devices(
         result,
         page: q.page,
         per_page: q.per_page,
-        total_count,
-        total_pages: (total_count + q.per_page - 1) / q.per_page,
+        total_count: total.count,
+        total_count_exact: total.exact,
+        total_pages: (total.count + q.per_page - 1) / q.per_page,
     })
 }
 
@@ -101,6 +104,7 @@ async fn list(
             "page": page.page,
             "perPage": page.per_page,
             "totalCount": page.total_count,
+            "totalCountExact": page.total_count_exact,
             "totalPages": page.total_pages,
         },
     })))
@@ -166,14 +170,7 @@ pub async fn live_device(
         }
     };
     let from: DateTime<Utc> = reference - Duration::minutes(since);
-    let colos: Option<Vec<String>> = raw.colo.as_deref().map(|c| {
-        c.split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect()
-    });
-    let colos = colos.filter(|c| !c.is_empty());
+    let colos = query::colos(raw.colo.as_deref())?;
     let mut tx = state.db.begin().await?;
     let row = store::live(
         &mut tx,

@@ -58,8 +58,11 @@ impl TokenView {
 
 fn validate(body: &CreateToken, caller: &Principal) -> Result<Scopes, AppError> {
     let name = body.name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(AppError::invalid("name", "name must be 1-100 characters"));
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(AppError::invalid(
+            "name",
+            "name must be 1-100 characters, none of them control characters",
+        ));
     }
     if body.scopes.is_empty() {
         return Err(AppError::invalid(

@@ -196,7 +196,9 @@ fn parse_cursor(value: Option<&str>) -> Result<Option<Cursor>, AppError> {
     };
     let parsed = raw.split_once('_').and_then(|(micros, id)| {
         Some(Cursor {
-            created_at: chrono::DateTime::from_timestamp_micros(micros.parse().ok()?)?,
+            // Within what PostgreSQL can store (a cursor is made from a creation time).
+            created_at: chrono::DateTime::from_timestamp_micros(micros.parse().ok()?)
+                .filter(|t| (1970..=9999).contains(&chrono::Datelike::year(t)))?,
             id: Uuid::try_parse(id).ok()?,
         })
     });
