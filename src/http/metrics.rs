@@ -10,15 +10,17 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::AppError;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/metrics", get(render))
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(render))
 }
 
 /// The process-wide recorder (installed on first use).
@@ -62,6 +64,15 @@ pub async fn track(req: Request, next: Next) -> Response {
     response
 }
 
+/// Prometheus text: requests by route and status, tunnels by status, heartbeats, reaper
+/// transitions, database pool use. No authentication.
+#[utoipa::path(
+    get, path = "/metrics", tag = "operations", operation_id = "metrics",
+    responses(
+        (status = 200, description = "Prometheus text exposition format", body = String,
+            content_type = "text/plain"),
+    )
+)]
 async fn render(State(state): State<AppState>) -> Result<Response, AppError> {
     let handle = handle();
     let mut conn = state.db.acquire().await?;
@@ -74,9 +85,8 @@ async fn render(State(state): State<AppState>) -> Result<Response, AppError> {
         .set(state.db.num_idle() as f64);
     handle.run_upkeep();
     let mut response = handle.render().into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-    );
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
     Ok(response)
 }

@@ -3,10 +3,12 @@
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::error::AppError;
@@ -21,21 +23,24 @@ use crate::tunnels::{self, slug, Status, Tunnel, TunnelView};
 
 pub const HEARTBEAT_INTERVAL_HEADER: &str = "warren-heartbeat-interval";
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/tunnels", post(create).get(list))
-        .route("/v1/tunnels/{id}", get(show).patch(update).delete(remove))
-        .route("/v1/tunnels/{id}/heartbeat", post(heartbeat))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(show, update, remove))
+        .routes(routes!(heartbeat))
 }
 
 fn view(state: &AppState, tunnel: Tunnel) -> TunnelView {
     TunnelView::new(tunnel, &state.config.base_domain)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateTunnel {
+    /// A DNS label; generated when absent.
+    #[schema(pattern = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", examples("my-app"))]
     slug: Option<String>,
+    #[schema(minimum = 1, maximum = 65535, examples(3000))]
     requested_port: i64,
 }
 
@@ -62,6 +67,21 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, AppError> {
     Ok(Some(key.to_owned()))
 }
 
+/// Creates a tunnel in state `creating` with a fresh lease.
+#[utoipa::path(
+    post, path = "/v1/tunnels", tag = "tunnels", operation_id = "createTunnel",
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255,
+        pattern = "^[!-~]+$",
+        description = "A retry with the same key and body within 24 hours returns the same tunnel; the same key with another body is a 422")),
+    request_body = CreateTunnel,
+    security(("bearer" = ["tunnels:write"])),
+    responses(
+        (status = 201, description = "The new tunnel (or, for a repeated Idempotency-Key, the one it created)", body = TunnelView),
+        (status = 404, description = "The tunnel an Idempotency-Key created has been deleted since (`not_found`)"),
+        (status = 409, description = "The slug is held by a live tunnel (`slug_taken`); `tunnelId` names it when it is the caller's own"),
+        (status = 422, description = "A body field is invalid (`validation_failed`, naming `field`), or the Idempotency-Key was used with another body (`idempotency_key_reused`)"),
+    )
+)]
 #[tracing::instrument(skip_all, err)]
 async fn create(
     State(state): State<AppState>,
@@ -144,11 +164,18 @@ fn slug_taken(slug: &str, holder: Option<(Uuid, Uuid)>, account_id: Uuid) -> App
     err
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Also list `stopped` and `failed` tunnels: `true`, `1`, `false` or `0`.
+    #[param(value_type = Option<String>, pattern = "^(true|false|1|0)$")]
     include_inactive: Option<String>,
+    /// Page size, 1 to 1000 (the default).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 1000)]
     limit: Option<String>,
+    /// The cursor of the next page, as the `Link` header gives it.
+    #[param(pattern = "^[0-9]+_[0-9a-fA-F-]{32,36}$")]
     after: Option<String>,
 }
 
@@ -210,6 +237,15 @@ fn parse_cursor(value: Option<&str>) -> Result<Option<Cursor>, AppError> {
 
 /// A page of the account's tunnels, newest first, with `Link: <…>; rel="next"` when there
 /// is more. The body stays the seed's bare array.
+#[utoipa::path(
+    get, path = "/v1/tunnels", tag = "tunnels", operation_id = "listTunnels",
+    params(ListQuery),
+    security(("bearer" = ["tunnels:read"])),
+    responses(
+        (status = 200, description = "The account's tunnels, newest first", body = Vec<TunnelView>,
+            headers(("Link" = String, description = "`<…>; rel=\"next\"` when there is a next page"))),
+    )
+)]
 #[tracing::instrument(skip_all, err)]
 async fn list(
     State(state): State<AppState>,
@@ -266,6 +302,16 @@ async fn list(
     })
 }
 
+/// One tunnel of the caller's account.
+#[utoipa::path(
+    get, path = "/v1/tunnels/{id}", tag = "tunnels", operation_id = "getTunnel",
+    params(("id" = Uuid, Path, description = "The tunnel's id")),
+    security(("bearer" = ["tunnels:read"])),
+    responses(
+        (status = 200, description = "The tunnel", body = TunnelView),
+        (status = 404, description = "No such tunnel in the caller's account (`not_found`)"),
+    )
+)]
 #[tracing::instrument(skip_all, err)]
 async fn show(
     State(state): State<AppState>,
@@ -301,12 +347,26 @@ pub(crate) async fn current(
 /// A heartbeat's optional body. `connector` is validated by hand (see
 /// [`connectors::parse_report`]) so that every error names its field, and before anything
 /// touches the database, so a bad report changes nothing, not even the lease.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct HeartbeatBody {
     #[serde(default)]
+    #[schema(value_type = Option<super::schemas::ConnectorReport>)]
     connector: Option<Value>,
 }
 
+/// Renews the lease (`creating` → `active`). The body is optional.
+#[utoipa::path(
+    post, path = "/v1/tunnels/{id}/heartbeat", tag = "tunnels", operation_id = "heartbeatTunnel",
+    params(("id" = Uuid, Path, description = "The tunnel's id")),
+    request_body(content = Option<HeartbeatBody>, description = "Optional: the connector serving the tunnel"),
+    security(("bearer" = ["tunnels:heartbeat"])),
+    responses(
+        (status = 200, description = "The renewed tunnel; an agent that sees `stopping` shuts down", body = TunnelView,
+            headers(("Warren-Heartbeat-Interval" = u64, description = "Seconds until the next heartbeat (TTL / 3)"))),
+        (status = 404, description = "No such tunnel in the caller's account (`not_found`)"),
+        (status = 409, description = "The tunnel is `stopped` or `failed` (`tunnel_not_live`, or `lease_expired` when the reaper failed it)"),
+    )
+)]
 #[tracing::instrument(skip_all)]
 async fn heartbeat(
     State(state): State<AppState>,
@@ -386,13 +446,28 @@ async fn refused_heartbeat(
     Ok(err)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PatchTunnel {
+    #[schema(schema_with = super::schemas::tunnel_status)]
     status: String,
+    /// Required with, and only with, `status: failed`.
+    #[schema(min_length = 1, max_length = 1024)]
     last_error: Option<String>,
 }
 
+/// An explicit transition of the state machine (SPEC §3).
+#[utoipa::path(
+    patch, path = "/v1/tunnels/{id}", tag = "tunnels", operation_id = "updateTunnel",
+    params(("id" = Uuid, Path, description = "The tunnel's id")),
+    request_body = PatchTunnel,
+    security(("bearer" = ["tunnels:write"]), ("bearer" = ["tunnels:heartbeat"])),
+    responses(
+        (status = 200, description = "The tunnel in its new state", body = TunnelView),
+        (status = 404, description = "No such tunnel in the caller's account (`not_found`)"),
+        (status = 409, description = "The state machine does not allow this transition (`invalid_transition`, with `from` and `to`)"),
+    )
+)]
 #[tracing::instrument(skip_all, err)]
 async fn update(
     State(state): State<AppState>,
@@ -421,6 +496,17 @@ async fn update(
     Ok(Json(view(&state, tunnel)))
 }
 
+/// Removes a `stopped` or `failed` tunnel from the history.
+#[utoipa::path(
+    delete, path = "/v1/tunnels/{id}", tag = "tunnels", operation_id = "deleteTunnel",
+    params(("id" = Uuid, Path, description = "The tunnel's id")),
+    security(("bearer" = ["tunnels:write"])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such tunnel in the caller's account (`not_found`)"),
+        (status = 409, description = "The tunnel is live; stop it first (`tunnel_live`)"),
+    )
+)]
 #[tracing::instrument(skip_all, err)]
 async fn remove(
     State(state): State<AppState>,
