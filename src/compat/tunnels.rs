@@ -88,7 +88,9 @@ async fn list(
 #[into_params(parameter_in = Query)]
 pub struct CleanupQuery {
     /// The connector to remove; all of them when absent or empty.
-    #[param(pattern = "^([0-9a-fA-F-]{32,36})?$")]
+    #[param(
+        pattern = "^([0-9a-fA-F]{32}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})?$"
+    )]
     client_id: Option<String>,
 }
 

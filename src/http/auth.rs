@@ -87,7 +87,7 @@ fn validate_password(password: &str) -> Result<(), AppError> {
 /// registration; the very first user may always register.
 #[utoipa::path(
     post, path = "/v1/auth/register", tag = "auth", operation_id = "register",
-    request_body = Credentials,
+    request_body = super::schemas::Registration,
     responses(
         (status = 201, description = "The new user", body = Registered),
         (status = 403, description = "Registration is closed on this server (`forbidden`)"),
@@ -163,7 +163,10 @@ async fn login(
     if let Err(retry_after) = by_address.and(by_email) {
         return Err(AppError::RateLimited { retry_after });
     }
-    let user = {
+    // PostgreSQL text cannot hold NUL: such an email is no one's, and is not looked up.
+    let user = if body.email.contains('\0') {
+        None
+    } else {
         let mut conn = state.db.acquire().await?;
         users::credentials_by_email(&mut conn, body.email.trim()).await?
     };

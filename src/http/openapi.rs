@@ -78,7 +78,7 @@ pub fn yaml() -> &'static str {
     get, path = "/openapi.yaml", tag = "operations", operation_id = "openapi",
     responses(
         (status = 200, description = "The OpenAPI document (the committed `openapi.yaml`)",
-            body = String, content_type = "application/yaml"),
+            body = super::schemas::OpenApiDocument, content_type = "application/yaml"),
     )
 )]
 async fn openapi_yaml() -> axum::response::Response {

@@ -17,11 +17,16 @@ use crate::connectors::report::{MAX_FEATURES, MAX_TEXT};
 use crate::fleet::details::Details;
 use crate::fleet::query::{Names, MAX_PER_PAGE, SORT_KEYS};
 use crate::fleet::{DIMENSIONS, MAX_BATCH};
-use crate::tunnels::Status;
+use crate::tunnels::{Status, MAX_LAST_ERROR};
 
-/// A schema written as JSON (the shapes the derive cannot express).
+/// A schema written as JSON (the shapes the derive cannot express). utoipa's types drop the
+/// keywords they do not model, so the schema must come back unchanged.
 pub fn from_json(value: Value) -> RefOr<Schema> {
-    serde_json::from_value(value).expect("a hand-written schema is valid")
+    let schema: RefOr<Schema> =
+        serde_json::from_value(value.clone()).expect("a hand-written schema is valid");
+    let back = serde_json::to_value(&schema).expect("a schema serializes");
+    assert_eq!(back, value, "a keyword of this schema is lost");
+    schema
 }
 
 /// Declares a documentation type `$name` whose schema is `$schema` (an expression giving a
@@ -115,6 +120,72 @@ pub struct Problem {
     /// `invalid_transition`: the state asked for.
     #[schema(required = false, schema_with = tunnel_status)]
     to: String,
+}
+
+/// A whole value of PostgreSQL text: no NUL.
+const NO_NUL: &str = "^[^\\u0000]*$";
+
+schema_type! {
+    /// This document, as YAML.
+    OpenApiDocument = from_json(json!({"type": "object", "required": ["openapi", "info", "paths"]}));
+    refs []; inlines []
+}
+
+schema_type! {
+    /// A user to register: an email address and a password of 12 to 1024 characters.
+    Registration = from_json(json!({
+        "type": "object",
+        "required": ["email", "password"],
+        "properties": {
+            "email": {"type": "string", "maxLength": 254, "examples": ["ada@example.com"],
+                "description": "Printable ASCII: `local@domain.tld`, the local part at most 64 characters",
+                "pattern": "^[!-?A-~]{1,64}@[!-\\-/-?A-~]+(\\.[!-\\-/-?A-~]+)+$"},
+            "password": {"type": "string", "minLength": 12, "maxLength": 1024,
+                "examples": ["correct horse battery staple"]},
+        },
+    })); refs []; inlines []
+}
+
+/// A PATCH of a tunnel: the target state; `lastError` with, and only with, `failed`.
+fn patch_tunnel() -> Value {
+    let others: Vec<&str> = Status::ALL
+        .into_iter()
+        .filter(|s| *s != Status::Failed)
+        .map(Status::as_str)
+        .collect();
+    json!({"allOf": [
+        {
+            "type": "object",
+            "required": ["status"],
+            "properties": {
+                "status": {"type": "string", "enum": Status::ALL.map(Status::as_str)},
+                "lastError": {"type": ["string", "null"], "maxLength": MAX_LAST_ERROR,
+                    "pattern": NO_NUL},
+            },
+        },
+        {"oneOf": [
+            {
+                "type": "object",
+                "required": ["lastError"],
+                "properties": {
+                    "status": {"type": "string", "enum": ["failed"]},
+                    "lastError": {"type": "string", "pattern": "[^\\s\\u0000]"},
+                },
+            },
+            {
+                "type": "object",
+                "properties": {
+                    "status": {"type": "string", "enum": others},
+                    "lastError": {"type": "null"},
+                },
+            },
+        ]},
+    ]})
+}
+
+schema_type! {
+    /// A tunnel's requested transition (SPEC §3).
+    PatchTunnel = from_json(patch_tunnel()); refs []; inlines []
 }
 
 /// `/healthz` and `/readyz`.
@@ -246,7 +317,13 @@ pub fn param(
         .build()
 }
 
+/// A query parameter; an optional one's empty value (`colo=`) is the same as its absence.
 fn query_param(name: &str, required: bool, description: &str, schema: Value) -> Parameter {
+    let schema = if required {
+        schema
+    } else {
+        json!({"anyOf": [schema, {"type": "string", "maxLength": 0}]})
+    };
     param(name, ParameterIn::Query, required, description, schema)
 }
 
@@ -255,10 +332,10 @@ fn whole(min: i64, max: i64) -> Value {
     json!({"type": "number", "multipleOf": 1, "minimum": min, "maximum": max})
 }
 
-/// An instant as RFC 3339 or milliseconds since the epoch.
+/// An instant as RFC 3339 (years 1678 to 2261) or milliseconds since the epoch.
 fn instant() -> Value {
     json!({"anyOf": [
-        {"type": "string", "format": "date-time"},
+        {"type": "string", "format": "date-time", "description": "years 1678 to 2261"},
         {"type": "integer", "minimum": 0, "maximum": 253_402_300_799_999_i64},
     ]})
 }

@@ -32,7 +32,7 @@ pub struct CreateToken {
     #[schema(
         min_length = 1,
         max_length = 100,
-        pattern = "\\S",
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$",
         examples("agent on host-1")
     )]
     name: String,
@@ -78,6 +78,12 @@ fn validate(body: &CreateToken, caller: &Principal) -> Result<Scopes, AppError> 
     let name = body.name.trim();
     if name.is_empty() || name.chars().count() > 100 {
         return Err(AppError::invalid("name", "name must be 1-100 characters"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(AppError::invalid(
+            "name",
+            "name must not contain control characters",
+        ));
     }
     if body.scopes.is_empty() {
         return Err(AppError::invalid(

@@ -175,7 +175,7 @@ pub struct ListQuery {
     #[param(value_type = Option<i64>, minimum = 1, maximum = 1000)]
     limit: Option<String>,
     /// The cursor of the next page, as the `Link` header gives it.
-    #[param(pattern = "^[0-9]+_[0-9a-fA-F-]{32,36}$")]
+    #[param(pattern = "^[0-9]{1,16}_[0-9a-fA-F]{32}$")]
     after: Option<String>,
 }
 
@@ -446,13 +446,11 @@ async fn refused_heartbeat(
     Ok(err)
 }
 
-#[derive(Deserialize, ToSchema)]
+/// Documented as [`super::schemas::PatchTunnel`] (which says which fields go together).
+#[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PatchTunnel {
-    #[schema(schema_with = super::schemas::tunnel_status)]
     status: String,
-    /// Required with, and only with, `status: failed`.
-    #[schema(min_length = 1, max_length = 1024)]
     last_error: Option<String>,
 }
 
@@ -460,7 +458,7 @@ pub struct PatchTunnel {
 #[utoipa::path(
     patch, path = "/v1/tunnels/{id}", tag = "tunnels", operation_id = "updateTunnel",
     params(("id" = Uuid, Path, description = "The tunnel's id")),
-    request_body = PatchTunnel,
+    request_body = super::schemas::PatchTunnel,
     security(("bearer" = ["tunnels:write"]), ("bearer" = ["tunnels:heartbeat"])),
     responses(
         (status = 200, description = "The tunnel in its new state", body = TunnelView),

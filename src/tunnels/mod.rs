@@ -175,6 +175,10 @@ pub fn validate_patch(status: &str, last_error: Option<&str>) -> Result<Status, 
             "lastError",
             format!("lastError must be at most {MAX_LAST_ERROR} characters"),
         )),
+        (_, Some(err)) if err.contains('\0') => Err(AppError::invalid(
+            "lastError",
+            "lastError must not contain NUL characters",
+        )),
         (other, Some(_)) if other != Status::Failed => Err(AppError::invalid(
             "lastError",
             "lastError may only be given with status `failed`",
