@@ -7,10 +7,12 @@ pub mod error;
 pub mod extract;
 pub mod fleet;
 pub mod health;
+pub mod heartbeat;
 pub mod metrics;
 pub mod openapi;
 pub mod schemas;
 pub mod tokens;
+pub mod tunnel_list;
 pub mod tunnels;
 
 use std::time::Duration;

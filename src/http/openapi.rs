@@ -57,6 +57,8 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(super::auth::router())
         .merge(super::tokens::router())
         .merge(super::tunnels::router())
+        .merge(super::tunnel_list::router())
+        .merge(super::heartbeat::router())
         .merge(super::connectors::router())
         .merge(super::fleet::router())
         .merge(compat::router())
