@@ -24,6 +24,10 @@ async fn main() -> std::process::ExitCode {
         Command::Login(args) => user::login(args).await,
         Command::Tunnels { server, command } => user::tunnels(server, command).await,
         Command::Tokens { server, command } => user::tokens(server, command).await,
+        Command::Openapi => {
+            print!("{}", warren::http::openapi::yaml());
+            Ok(())
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

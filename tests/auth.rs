@@ -122,7 +122,7 @@ async fn requests_without_valid_credentials_get_401_with_www_authenticate() {
         if let Some(value) = auth {
             req = req.header("authorization", value);
         }
-        let response = req.send().await.unwrap();
+        let response = app.send(req).await;
         assert_eq!(response.headers()["www-authenticate"], "Bearer", "{auth:?}");
         problem_of(response, StatusCode::UNAUTHORIZED, "unauthorized").await;
     }

@@ -25,7 +25,7 @@ async fn wait_healthy(base: &str, child: &mut Child) {
     let start = Instant::now();
     let client = reqwest::Client::new();
     loop {
-        if let Ok(r) = client.get(format!("{base}/readyz")).send().await {
+        if let Ok(r) = try_send_checked(client.get(format!("{base}/readyz"))).await {
             if r.status() == StatusCode::OK {
                 return;
             }
@@ -65,32 +65,32 @@ async fn warren_serve_runs_on_the_embedded_postgresql_and_keeps_everything_acros
 
     let mut child = warren(&["serve"], &data_dir, port).spawn().unwrap();
     wait_healthy(&base, &mut child).await;
-    let reg = client
-        .post(format!("{base}/v1/auth/register"))
-        .json(&json!({"email": "op@example.com", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
+    let reg = send_checked(
+        client
+            .post(format!("{base}/v1/auth/register"))
+            .json(&json!({"email": "op@example.com", "password": PASSWORD})),
+    )
+    .await;
     assert_eq!(reg.status(), StatusCode::CREATED);
     let login = json_of(
-        client
-            .post(format!("{base}/v1/auth/login"))
-            .json(&json!({"email": "op@example.com", "password": PASSWORD}))
-            .send()
-            .await
-            .unwrap(),
+        send_checked(
+            client
+                .post(format!("{base}/v1/auth/login"))
+                .json(&json!({"email": "op@example.com", "password": PASSWORD})),
+        )
+        .await,
         StatusCode::OK,
     )
     .await;
     let token = login["accessToken"].as_str().unwrap().to_owned();
     let tunnel = json_of(
-        client
-            .post(format!("{base}/v1/tunnels"))
-            .bearer_auth(&token)
-            .json(&json!({"slug": "kept", "requestedPort": 3000}))
-            .send()
-            .await
-            .unwrap(),
+        send_checked(
+            client
+                .post(format!("{base}/v1/tunnels"))
+                .bearer_auth(&token)
+                .json(&json!({"slug": "kept", "requestedPort": 3000})),
+        )
+        .await,
         StatusCode::CREATED,
     )
     .await;
@@ -112,15 +112,15 @@ async fn warren_serve_runs_on_the_embedded_postgresql_and_keeps_everything_acros
     wait_healthy(&base, &mut child).await;
     // The old access token is still valid: the secret was kept, not regenerated.
     let shown = json_of(
-        client
-            .get(format!(
-                "{base}/v1/tunnels/{}",
-                tunnel["id"].as_str().unwrap()
-            ))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap(),
+        send_checked(
+            client
+                .get(format!(
+                    "{base}/v1/tunnels/{}",
+                    tunnel["id"].as_str().unwrap()
+                ))
+                .bearer_auth(&token),
+        )
+        .await,
         StatusCode::OK,
     )
     .await;
@@ -186,60 +186,60 @@ async fn tokens_and_passwords_never_appear_in_the_logs_even_at_trace_level() {
     wait_healthy(&base, &mut child).await;
     let client = reqwest::Client::new();
     let password = "a-very-secret-password-0451";
-    client
-        .post(format!("{base}/v1/auth/register"))
-        .json(&json!({"email": "quiet@example.com", "password": password}))
-        .send()
-        .await
-        .unwrap();
-    client
-        .post(format!("{base}/v1/auth/login"))
-        .json(&json!({"email": "quiet@example.com", "password": "wrong-but-secret-9921"}))
-        .send()
-        .await
-        .unwrap();
-    let login = json_of(
+    send_checked(
+        client
+            .post(format!("{base}/v1/auth/register"))
+            .json(&json!({"email": "quiet@example.com", "password": password})),
+    )
+    .await;
+    send_checked(
         client
             .post(format!("{base}/v1/auth/login"))
-            .json(&json!({"email": "quiet@example.com", "password": password}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"email": "quiet@example.com", "password": "wrong-but-secret-9921"})),
+    )
+    .await;
+    let login = json_of(
+        send_checked(
+            client
+                .post(format!("{base}/v1/auth/login"))
+                .json(&json!({"email": "quiet@example.com", "password": password})),
+        )
+        .await,
         StatusCode::OK,
     )
     .await;
     let jwt = login["accessToken"].as_str().unwrap().to_owned();
     let created = json_of(
-        client
-            .post(format!("{base}/v1/tokens"))
-            .bearer_auth(&jwt)
-            .json(&json!({"name": "agent", "scopes": ["tunnels:read"]}))
-            .send()
-            .await
-            .unwrap(),
+        send_checked(
+            client
+                .post(format!("{base}/v1/tokens"))
+                .bearer_auth(&jwt)
+                .json(&json!({"name": "agent", "scopes": ["tunnels:read"]})),
+        )
+        .await,
         StatusCode::CREATED,
     )
     .await;
     let api_token = created["token"].as_str().unwrap().to_owned();
-    client
-        .get(format!("{base}/v1/tunnels"))
-        .bearer_auth(&api_token)
-        .send()
-        .await
-        .unwrap();
-    client
-        .get(format!("{base}/client/v4/accounts/x/cfd_tunnel"))
-        .header("x-auth-email", "quiet@example.com")
-        .header("x-auth-key", &api_token)
-        .send()
-        .await
-        .unwrap();
-    client
-        .get(format!("{base}/v1/tunnels"))
-        .bearer_auth("wrn_forged-secret-value-1234")
-        .send()
-        .await
-        .unwrap();
+    send_checked(
+        client
+            .get(format!("{base}/v1/tunnels"))
+            .bearer_auth(&api_token),
+    )
+    .await;
+    send_checked(
+        client
+            .get(format!("{base}/client/v4/accounts/x/cfd_tunnel"))
+            .header("x-auth-email", "quiet@example.com")
+            .header("x-auth-key", &api_token),
+    )
+    .await;
+    send_checked(
+        client
+            .get(format!("{base}/v1/tunnels"))
+            .bearer_auth("wrn_forged-secret-value-1234"),
+    )
+    .await;
     assert!(terminate(child).success());
 
     let logs = std::fs::read_to_string(&log_path).unwrap();

@@ -8,13 +8,13 @@ use uuid::Uuid;
 /// A request as Cloudflare's clients send it: `Content-Type: application/json` always, even
 /// on a GET or a DELETE without a body, and Bearer auth.
 async fn cf(app: &TestApp, method: Method, path: &str, token: &str) -> reqwest::Response {
-    app.client
-        .request(method, app.url(&format!("/client/v4{path}")))
-        .bearer_auth(token)
-        .header("content-type", "application/json")
-        .send()
-        .await
-        .unwrap()
+    app.send(
+        app.client
+            .request(method, app.url(&format!("/client/v4{path}")))
+            .bearer_auth(token)
+            .header("content-type", "application/json"),
+    )
+    .await
 }
 
 /// Asserts the envelope with this status; on success returns `result`, on failure the one
@@ -120,14 +120,14 @@ async fn x_auth_email_and_key_are_accepted_beside_bearer() {
     let key = app.api_token(&f.user, &["tunnels:read"]).await;
     let url = app.url(&format!("/client/v4{}/connections", f.base()));
     let good = app
-        .client
-        .get(&url)
-        .header("x-auth-email", f.user.email.to_uppercase())
-        .header("x-auth-key", &key)
-        .header("content-type", "application/json")
-        .send()
-        .await
-        .unwrap();
+        .send(
+            app.client
+                .get(&url)
+                .header("x-auth-email", f.user.email.to_uppercase())
+                .header("x-auth-key", &key)
+                .header("content-type", "application/json"),
+        )
+        .await;
     assert_eq!(
         envelope(good, StatusCode::OK)
             .await
@@ -137,16 +137,16 @@ async fn x_auth_email_and_key_are_accepted_beside_bearer() {
         1
     );
     let wrong = app
-        .client
-        .get(&url)
-        .header("x-auth-email", "someone@example.com")
-        .header("x-auth-key", &key)
-        .send()
-        .await
-        .unwrap();
+        .send(
+            app.client
+                .get(&url)
+                .header("x-auth-email", "someone@example.com")
+                .header("x-auth-key", &key),
+        )
+        .await;
     envelope(wrong, StatusCode::UNAUTHORIZED).await;
     envelope(
-        app.client.get(&url).send().await.unwrap(),
+        app.send(app.client.get(&url)).await,
         StatusCode::UNAUTHORIZED,
     )
     .await;

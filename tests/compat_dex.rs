@@ -32,13 +32,13 @@ fn devices_path(user: &User) -> String {
 
 /// A GET as Cloudflare's clients send it: `Content-Type: application/json`, bearer auth.
 async fn cf_get(app: &TestApp, path: &str, token: &str) -> reqwest::Response {
-    app.client
-        .get(app.url(path))
-        .bearer_auth(token)
-        .header("content-type", "application/json")
-        .send()
-        .await
-        .unwrap()
+    app.send(
+        app.client
+            .get(app.url(path))
+            .bearer_auth(token)
+            .header("content-type", "application/json"),
+    )
+    .await
 }
 
 /// Asserts an envelope error with this status and returns its one error.
@@ -153,7 +153,7 @@ async fn the_cloudflare_list_takes_the_seed_filters_and_answers_errors_in_the_en
         StatusCode::NOT_FOUND,
     )
     .await;
-    let anonymous = app.client.get(app.url(&base)).send().await.unwrap();
+    let anonymous = app.send(app.client.get(app.url(&base))).await;
     envelope_error(anonymous, StatusCode::UNAUTHORIZED).await;
     let tunnels_only = app.api_token(&user, &["tunnels:read"]).await;
     envelope_error(
@@ -235,14 +235,14 @@ async fn the_cloudflare_live_status_is_a_bare_device_object() {
     // Cloudflare's older scheme: X-Auth-Email with an API token as X-Auth-Key.
     let key = app.api_token(&user, &["dex:read"]).await;
     let response = app
-        .client
-        .get(app.url(&path("since_minutes=10")))
-        .header("x-auth-email", &user.email)
-        .header("x-auth-key", &key)
-        .header("content-type", "application/json")
-        .send()
-        .await
-        .unwrap();
+        .send(
+            app.client
+                .get(app.url(&path("since_minutes=10")))
+                .header("x-auth-email", &user.email)
+                .header("x-auth-key", &key)
+                .header("content-type", "application/json"),
+        )
+        .await;
     assert_eq!(
         json_of(response, StatusCode::OK).await["deviceId"],
         device.to_string()

@@ -450,14 +450,14 @@ async fn origin_ip_honours_x_forwarded_for_only_from_trusted_proxies() {
         let app = TestApp::spawn_with(|c| c.trusted_proxies = proxies).await;
         let (user, tunnel) = setup(&app).await;
         let response = app
-            .client
-            .post(app.url(&format!("/v1/tunnels/{tunnel}/heartbeat")))
-            .bearer_auth(&user.token)
-            .header("x-forwarded-for", "203.0.113.7")
-            .json(&report(Uuid::new_v4(), &[(Uuid::new_v4(), "FRA")]))
-            .send()
-            .await
-            .unwrap();
+            .send(
+                app.client
+                    .post(app.url(&format!("/v1/tunnels/{tunnel}/heartbeat")))
+                    .bearer_auth(&user.token)
+                    .header("x-forwarded-for", "203.0.113.7")
+                    .json(&report(Uuid::new_v4(), &[(Uuid::new_v4(), "FRA")])),
+            )
+            .await;
         json_of(response, StatusCode::OK).await;
         let listed = connections(&app, &user.token, &tunnel).await;
         assert_eq!(

@@ -58,34 +58,34 @@ async fn the_survivor_of_a_kill_9_keeps_serving_and_reaping_and_loses_nothing_ac
     ready(&b).await;
 
     let client = reqwest::Client::new();
-    client
-        .post(format!("{a}/v1/auth/register"))
-        .json(&json!({"email": "ha@example.com", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    let login: Value = client
-        .post(format!("{a}/v1/auth/login"))
-        .json(&json!({"email": "ha@example.com", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    send_checked(
+        client
+            .post(format!("{a}/v1/auth/register"))
+            .json(&json!({"email": "ha@example.com", "password": PASSWORD})),
+    )
+    .await;
+    let login: Value = send_checked(
+        client
+            .post(format!("{a}/v1/auth/login"))
+            .json(&json!({"email": "ha@example.com", "password": PASSWORD})),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
     let jwt = login["accessToken"].as_str().unwrap().to_owned();
     let mut ids = Vec::new();
     for _ in 0..20 {
-        let t: Value = client
-            .post(format!("{a}/v1/tunnels"))
-            .bearer_auth(&jwt)
-            .json(&json!({"requestedPort": 1}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let t: Value = send_checked(
+            client
+                .post(format!("{a}/v1/tunnels"))
+                .bearer_auth(&jwt)
+                .json(&json!({"requestedPort": 1})),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
         ids.push(t["id"].as_str().unwrap().to_owned());
     }
     let (kept, abandoned) = ids.split_at(10);
@@ -111,12 +111,13 @@ async fn the_survivor_of_a_kill_9_keeps_serving_and_reaping_and_loses_nothing_ac
                 // Every worker alternates replicas and, over its rounds, meets tunnels of both.
                 let base = if (n / 6) % 2 == 0 { &a } else { &b };
                 let id = &kept[n % kept.len()];
-                let sent = client
-                    .post(format!("{base}/v1/tunnels/{id}/heartbeat"))
-                    .bearer_auth(&jwt)
-                    .timeout(Duration::from_secs(2))
-                    .send()
-                    .await;
+                let sent = try_send_checked(
+                    client
+                        .post(format!("{base}/v1/tunnels/{id}/heartbeat"))
+                        .bearer_auth(&jwt)
+                        .timeout(Duration::from_secs(2)),
+                )
+                .await;
                 let Ok(r) = sent else {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     continue;
@@ -147,11 +148,8 @@ async fn the_survivor_of_a_kill_9_keeps_serving_and_reaping_and_loses_nothing_ac
     }
 
     assert_eq!(
-        client
-            .get(format!("{b}/readyz"))
-            .send()
+        send_checked(client.get(format!("{b}/readyz")))
             .await
-            .unwrap()
             .status(),
         StatusCode::OK
     );

@@ -798,24 +798,24 @@ async fn malformed_bodies_are_named_and_never_partially_written() {
     let app = TestApp::spawn().await;
     let user = app.user().await;
     let response = app
-        .client
-        .post(app.url(DEVICES))
-        .bearer_auth(&user.token)
-        .header("content-type", "application/json")
-        .body("[{\"deviceId\": ")
-        .send()
-        .await
-        .unwrap();
+        .send(
+            app.client
+                .post(app.url(DEVICES))
+                .bearer_auth(&user.token)
+                .header("content-type", "application/json")
+                .body("[{\"deviceId\": "),
+        )
+        .await;
     problem_of(response, StatusCode::BAD_REQUEST, "malformed_json").await;
     let response = app
-        .client
-        .post(app.url(DEVICES))
-        .bearer_auth(&user.token)
-        .header("content-type", "text/plain")
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
+        .send(
+            app.client
+                .post(app.url(DEVICES))
+                .bearer_auth(&user.token)
+                .header("content-type", "text/plain")
+                .body("{}"),
+        )
+        .await;
     problem_of(
         response,
         StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -123,7 +123,7 @@ async fn stopping_the_server_answers_or_refuses_in_flight_heartbeats_and_loses_n
     let load = tokio::spawn(async move {
         let requests = (0..300).map(|i| {
             let url = format!("{base}/v1/tunnels/{}/heartbeat", ids[i % ids.len()]);
-            client.post(url).bearer_auth(&token).send()
+            try_send_checked(client.post(url).bearer_auth(&token))
         });
         futures::future::join_all(requests).await
     });

@@ -16,7 +16,7 @@ fn sample(text: &str, series: &str) -> f64 {
 }
 
 async fn scrape(app: &TestApp) -> String {
-    let response = app.client.get(app.url("/metrics")).send().await.unwrap();
+    let response = app.send(app.client.get(app.url("/metrics"))).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert!(response.headers()["content-type"]
         .to_str()

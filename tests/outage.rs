@@ -19,18 +19,13 @@ async fn readyz_and_the_api_answer_503_while_postgresql_is_down_and_recover_by_t
         .await;
     let id = t["id"].as_str().unwrap();
     assert_eq!(
-        app.client
-            .get(app.url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        app.send(app.client.get(app.url("/readyz"))).await.status(),
         StatusCode::OK
     );
 
     let pg = kill_cluster(pg).await;
     let started = Instant::now();
-    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    let ready = app.send(app.client.get(app.url("/readyz"))).await;
     problem_of(
         ready,
         StatusCode::SERVICE_UNAVAILABLE,
@@ -66,27 +61,14 @@ async fn readyz_and_the_api_answer_503_while_postgresql_is_down_and_recover_by_t
     );
     // The process itself is still up.
     assert_eq!(
-        app.client
-            .get(app.url("/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        app.send(app.client.get(app.url("/healthz"))).await.status(),
         StatusCode::OK
     );
 
     let pg = restart_cluster(pg).await;
     let back = Instant::now();
     loop {
-        if app
-            .client
-            .get(app.url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status()
-            == StatusCode::OK
-        {
+        if app.send(app.client.get(app.url("/readyz"))).await.status() == StatusCode::OK {
             break;
         }
         assert!(
@@ -147,11 +129,12 @@ async fn no_heartbeat_answered_200_is_lost_when_postgresql_dies_under_load() {
                 n += 8;
                 let id = &ids[n % ids.len()];
                 sent += 1;
-                let Ok(r) = client
-                    .post(format!("{base}/v1/tunnels/{id}/heartbeat"))
-                    .bearer_auth(&token)
-                    .send()
-                    .await
+                let Ok(r) = try_send_checked(
+                    client
+                        .post(format!("{base}/v1/tunnels/{id}/heartbeat"))
+                        .bearer_auth(&token),
+                )
+                .await
                 else {
                     continue;
                 };

@@ -452,7 +452,7 @@ async fn bad_input_is_a_4xx_that_names_the_problem_and_writes_nothing() {
         if let Some(ct) = content_type {
             req = req.header("content-type", ct);
         }
-        req.send()
+        try_send_checked(req)
     };
     problem_of(
         raw("{\"requestedPort\": 1", Some("application/json"))
@@ -534,14 +534,14 @@ async fn bad_input_is_a_4xx_that_names_the_problem_and_writes_nothing() {
         "a".repeat(1024 * 1024 + 10)
     );
     let response = app
-        .client
-        .post(app.url("/v1/tunnels"))
-        .bearer_auth(&user.token)
-        .header("content-type", "application/json")
-        .body(big)
-        .send()
-        .await
-        .unwrap();
+        .send(
+            app.client
+                .post(app.url("/v1/tunnels"))
+                .bearer_auth(&user.token)
+                .header("content-type", "application/json")
+                .body(big),
+        )
+        .await;
     problem_of(response, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
     problem_of(
         app.get("/v1/tunnels/not-a-uuid", &user.token).await,
@@ -589,14 +589,14 @@ async fn bad_input_is_a_4xx_that_names_the_problem_and_writes_nothing() {
     .await;
     assert_eq!(p["field"], "lastError");
     let hb = app
-        .client
-        .post(app.url(&format!("{path}/heartbeat")))
-        .bearer_auth(&user.token)
-        .header("content-type", "application/json")
-        .body("[1,")
-        .send()
-        .await
-        .unwrap();
+        .send(
+            app.client
+                .post(app.url(&format!("{path}/heartbeat")))
+                .bearer_auth(&user.token)
+                .header("content-type", "application/json")
+                .body("[1,"),
+        )
+        .await;
     problem_of(hb, StatusCode::BAD_REQUEST, "malformed_json").await;
 
     let count: i64 = sqlx::query_scalar("SELECT count(*) FROM tunnels")
@@ -693,14 +693,14 @@ async fn limit_and_cursor_values_are_checked() {
 }
 
 async fn create_with_key(app: &TestApp, token: &str, key: &str, body: Value) -> reqwest::Response {
-    app.client
-        .post(app.url("/v1/tunnels"))
-        .bearer_auth(token)
-        .header("idempotency-key", key)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
+    app.send(
+        app.client
+            .post(app.url("/v1/tunnels"))
+            .bearer_auth(token)
+            .header("idempotency-key", key)
+            .json(&body),
+    )
+    .await
 }
 
 #[tokio::test]

@@ -44,6 +44,8 @@ pub enum Command {
         #[command(subcommand)]
         command: TokensCommand,
     },
+    /// Print the OpenAPI document (what `openapi.yaml` and `GET /openapi.yaml` hold).
+    Openapi,
 }
 
 /// Where the user commands find the server: flags, else environment, else the config file

@@ -4,27 +4,44 @@
 //! `since_minutes`, `time_now`), in the envelope with `result_info`.
 
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde_json::{json, Value};
+use utoipa::openapi::path::{Parameter, ParameterIn};
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use super::openapi::{AccountId, CfDevicePage, CfLiveStatus};
 use super::{ok_paged, CfCaller, Envelope, ResultInfo};
 use crate::fleet::query::{RawList, CLOUDFLARE};
 use crate::http::error::AppError;
 use crate::http::extract::{ApiPath, ApiQuery};
 use crate::http::fleet::{list_devices, live_device, RawLive};
+use crate::http::schemas;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/client/v4/accounts/{account_id}/dex/fleet-status/devices",
-            get(list),
-        )
-        .route(
-            "/client/v4/accounts/{account_id}/dex/devices/{device_id}/fleet-status/live",
-            get(live),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(live))
+}
+
+/// The list's query parameters, as Cloudflare names them.
+pub struct ListParams;
+
+impl IntoParams for ListParams {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        schemas::device_list_params(&CLOUDFLARE)
+    }
+}
+
+/// The live-status parameters, as Cloudflare names them.
+pub struct LiveParams;
+
+impl IntoParams for LiveParams {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        schemas::live_params(&CLOUDFLARE)
+    }
 }
 
 fn count(n: i64) -> u64 {
@@ -35,6 +52,22 @@ fn count(n: i64) -> u64 {
 /// for `page + 1` until the result is empty stops cleanly. `total_count` is exact up to
 /// 10,000 rows past the page, a lower bound beyond (see `fleet::list`): `total_pages` then
 /// still exceeds `page` while later pages have rows.
+#[utoipa::path(
+    get, path = "/client/v4/accounts/{account_id}/dex/fleet-status/devices",
+    tag = "cloudflare", operation_id = "cfListDeviceStatus",
+    params(
+        AccountId,
+        ListParams,
+    ),
+    security(
+        ("bearer" = ["dex:read"]), ("bearer" = ["dex:write"]),
+        ("authEmail" = ["dex:read"], "authKey" = ["dex:read"]),
+        ("authEmail" = ["dex:write"], "authKey" = ["dex:write"]),
+    ),
+    responses(
+        (status = 200, description = "A page; past the end, `result: []`", body = CfDevicePage),
+    )
+)]
 #[tracing::instrument(skip_all, err)]
 async fn list(
     State(state): State<AppState>,
@@ -55,6 +88,24 @@ async fn list(
 /// The device's latest snapshot. Clients read this answer as a bare device object, so the
 /// device's fields stand at the top level; the envelope's keys stand beside them, and
 /// `result` holds the device too, for clients that unwrap the envelope.
+#[utoipa::path(
+    get, path = "/client/v4/accounts/{account_id}/dex/devices/{device_id}/fleet-status/live",
+    tag = "cloudflare", operation_id = "cfGetDeviceLiveStatus",
+    params(
+        AccountId,
+        ("device_id" = Uuid, Path, description = "The device's id"),
+        LiveParams,
+    ),
+    security(
+        ("bearer" = ["dex:read"]), ("bearer" = ["dex:write"]),
+        ("authEmail" = ["dex:read"], "authKey" = ["dex:read"]),
+        ("authEmail" = ["dex:write"], "authKey" = ["dex:write"]),
+    ),
+    responses(
+        (status = 200, description = "The device's latest snapshot", body = CfLiveStatus),
+        (status = 404, description = "The account is not the caller's, or no snapshot of this device in the window"),
+    )
+)]
 #[tracing::instrument(skip_all, err)]
 async fn live(
     State(state): State<AppState>,

@@ -13,22 +13,26 @@ use axum::extract::{FromRef, FromRequestParts, RawPathParams, Request};
 use axum::http::{header, request::Parts, HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Serialize;
 use serde_json::{json, Value};
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::auth::{tokens, Principal};
 use crate::http::error::{AppError, PROBLEM_JSON};
 use crate::state::AppState;
 
 pub mod dex;
+pub mod openapi;
 pub mod tunnels;
 
 pub const PREFIX: &str = "/client/v4/";
 
 /// Every compatible route. Each resource adds its own router here.
-pub fn router() -> Router<AppState> {
-    Router::new().merge(tunnels::router()).merge(dex::router())
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(tunnels::router())
+        .merge(dex::router())
 }
 
 /// `result_info` of a paged list.

@@ -7,26 +7,25 @@
 //! the cleanup's `result` into an object or a list, so it is `null`, which both accept.
 
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
+use super::openapi::{AccountId, CfConnectorList, CfConnectorResult, CfEmptyResult};
 use super::{ok, CfCaller, Envelope};
 use crate::http::connectors::{connector, connectors_of, remove_connectors};
 use crate::http::error::AppError;
 use crate::http::extract::{ApiPath, ApiQuery};
 use crate::state::AppState;
 
-const CONNECTIONS: &str = "/client/v4/accounts/{account_id}/cfd_tunnel/{tunnel_id}/connections";
-const CONNECTOR: &str =
-    "/client/v4/accounts/{account_id}/cfd_tunnel/{tunnel_id}/connectors/{connector_id}";
-
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(CONNECTIONS, get(list).delete(cleanup))
-        .route(CONNECTOR, get(show))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, cleanup))
+        .routes(routes!(show))
 }
 
 /// `configVersion` → `config_version`, in every object of the value.
@@ -42,7 +41,7 @@ pub fn snake_case_keys(value: Value) -> Value {
     }
 }
 
-fn snake_case(key: &str) -> String {
+pub(crate) fn snake_case(key: &str) -> String {
     let mut out = String::with_capacity(key.len() + 4);
     for c in key.chars() {
         if c.is_ascii_uppercase() {
@@ -61,6 +60,20 @@ fn snake<T: Serialize>(value: T) -> Result<Value, AppError> {
         .map_err(AppError::internal)
 }
 
+/// The tunnel's connectors with their connections (seed `cloudflare-tunnel-connections.txt`).
+#[utoipa::path(
+    get, path = "/client/v4/accounts/{account_id}/cfd_tunnel/{tunnel_id}/connections",
+    tag = "cloudflare", operation_id = "cfListConnections",
+    params(
+        AccountId,
+        ("tunnel_id" = Uuid, Path, description = "The tunnel's id"),
+    ),
+    security(("bearer" = ["tunnels:read"]), ("authEmail" = ["tunnels:read"], "authKey" = ["tunnels:read"])),
+    responses(
+        (status = 200, description = "The connectors", body = CfConnectorList),
+        (status = 404, description = "The account is not the caller's, or no such tunnel in it"),
+    )
+)]
 #[tracing::instrument(skip_all, err)]
 async fn list(
     State(state): State<AppState>,
@@ -71,11 +84,32 @@ async fn list(
     Ok(ok(snake(clients)?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CleanupQuery {
+    /// The connector to remove; all of them when absent or empty.
+    #[param(
+        pattern = "^([0-9a-fA-F]{32}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})?$"
+    )]
     client_id: Option<String>,
 }
 
+/// Removes one connector (`client_id`), or all of them, whatever their state. Answers `200`
+/// with `result: null`, as cloudflared expects.
+#[utoipa::path(
+    delete, path = "/client/v4/accounts/{account_id}/cfd_tunnel/{tunnel_id}/connections",
+    tag = "cloudflare", operation_id = "cfDeleteConnections",
+    params(
+        AccountId,
+        ("tunnel_id" = Uuid, Path, description = "The tunnel's id"),
+        CleanupQuery,
+    ),
+    security(("bearer" = ["tunnels:write"]), ("authEmail" = ["tunnels:write"], "authKey" = ["tunnels:write"])),
+    responses(
+        (status = 200, description = "Removed", body = CfEmptyResult),
+        (status = 404, description = "The account is not the caller's, or no such tunnel or connector in it"),
+    )
+)]
 #[tracing::instrument(skip_all, err)]
 async fn cleanup(
     State(state): State<AppState>,
@@ -88,6 +122,21 @@ async fn cleanup(
     Ok(ok(Value::Null))
 }
 
+/// One connector of the tunnel (seed `cloudflare-tunnel-connector-get.txt`).
+#[utoipa::path(
+    get, path = "/client/v4/accounts/{account_id}/cfd_tunnel/{tunnel_id}/connectors/{connector_id}",
+    tag = "cloudflare", operation_id = "cfGetConnector",
+    params(
+        AccountId,
+        ("tunnel_id" = Uuid, Path, description = "The tunnel's id"),
+        ("connector_id" = Uuid, Path, description = "The connector's id"),
+    ),
+    security(("bearer" = ["tunnels:read"]), ("authEmail" = ["tunnels:read"], "authKey" = ["tunnels:read"])),
+    responses(
+        (status = 200, description = "The connector", body = CfConnectorResult),
+        (status = 404, description = "The account is not the caller's, or no such tunnel or connector in it"),
+    )
+)]
 #[tracing::instrument(skip_all, err)]
 async fn show(
     State(state): State<AppState>,

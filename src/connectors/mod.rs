@@ -16,29 +16,39 @@ pub use report::{parse_report, Report, ReportedConnection};
 
 /// A connector as the API shows it: the seed's Client (camelCase here; the compatible routes
 /// rename the keys to the seed's snake_case).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Connector)]
 pub struct Client {
     pub id: Uuid,
+    #[schema(required = true, examples("linux_amd64"))]
     pub arch: Option<String>,
+    #[schema(required = true, minimum = 0)]
     pub config_version: Option<i64>,
+    #[schema(inline)]
     pub conns: Vec<Connection>,
     pub features: Vec<String>,
+    #[schema(required = true)]
     pub run_at: Option<Timestamp>,
+    #[schema(required = true, examples("2026.1.0"))]
     pub version: Option<String>,
 }
 
 /// One connection of a [`Client`]. `uuid` and `id` are both the connection's UUID, as the
 /// seed defines them; `clientId` is the connector's id, `clientVersion` its version.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Connection {
     pub id: Uuid,
     pub client_id: Uuid,
+    #[schema(required = true)]
     pub client_version: Option<String>,
+    #[schema(required = true, examples("FRA"))]
     pub colo_name: Option<String>,
     pub is_pending_reconnect: bool,
+    #[schema(required = true)]
     pub opened_at: Option<Timestamp>,
+    #[schema(required = true)]
     pub origin_ip: Option<String>,
     pub uuid: Uuid,
 }

@@ -11,88 +11,126 @@ pub type Violation = (String, String);
 
 type Checked = Result<(), Violation>;
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Details {
     pub always_on: Option<bool>,
     pub battery_charging: Option<bool>,
+    #[schema(minimum = 0)]
     pub battery_cycles: Option<i64>,
+    #[schema(minimum = 0, maximum = 100)]
     pub battery_pct: Option<f64>,
+    #[schema(max_length = 256)]
     pub connection_type: Option<String>,
+    #[schema(minimum = 0, maximum = 100)]
     pub cpu_pct: Option<f64>,
+    #[schema(max_items = 100)]
     pub cpu_pct_by_app: Option<Vec<AppCpu>>,
     pub device_ipv4: Option<IpInfo>,
     pub device_ipv6: Option<IpInfo>,
+    #[schema(max_length = 256)]
     pub device_name: Option<String>,
+    #[schema(format = Uuid)]
     pub device_registration: Option<String>,
+    #[schema(minimum = 0)]
     pub disk_read_bps: Option<i64>,
+    #[schema(minimum = 0, maximum = 100)]
     pub disk_usage_pct: Option<f64>,
+    #[schema(minimum = 0)]
     pub disk_write_bps: Option<i64>,
+    #[schema(max_length = 256)]
     pub doh_subdomain: Option<String>,
+    #[schema(minimum = 0, maximum = 100)]
     pub estimated_loss_pct: Option<f64>,
     pub firewall_enabled: Option<bool>,
     pub gateway_ipv4: Option<IpInfo>,
     pub gateway_ipv6: Option<IpInfo>,
+    #[schema(minimum = 0)]
     pub handshake_latency_ms: Option<i64>,
     pub isp_ipv4: Option<IpInfo>,
     pub isp_ipv6: Option<IpInfo>,
+    #[schema(max_length = 256)]
     pub metal: Option<String>,
+    #[schema(minimum = 0)]
     pub network_rcvd_bps: Option<i64>,
+    #[schema(minimum = 0)]
     pub network_sent_bps: Option<i64>,
+    #[schema(max_length = 256)]
     pub network_ssid: Option<String>,
+    #[schema(format = Email, max_length = 256)]
     pub person_email: Option<String>,
+    #[schema(minimum = 0)]
     pub ram_available_kb: Option<i64>,
+    #[schema(minimum = 0, maximum = 100)]
     pub ram_used_pct: Option<f64>,
+    #[schema(max_items = 100)]
     pub ram_used_pct_by_app: Option<Vec<AppRam>>,
+    #[schema(format = Uuid)]
     pub registration_id: Option<String>,
     pub rtt: Option<Rtt>,
     pub switch_locked: Option<bool>,
     pub tunnel_stats: Option<TunnelStats>,
+    #[schema(max_length = 256)]
     pub tunnel_type: Option<String>,
+    #[schema(minimum = -150, maximum = 0)]
     pub wifi_strength_dbm: Option<i64>,
 }
 
 /// Per-application CPU use; the seed spells these keys in snake_case.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AppCpu {
+    #[schema(minimum = 0, maximum = 100)]
     pub cpu_pct: Option<f64>,
+    #[schema(max_length = 256)]
     pub name: Option<String>,
 }
 
 /// Per-application RAM use; snake_case keys as in the seed.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AppRam {
+    #[schema(max_length = 256)]
     pub name: Option<String>,
+    #[schema(minimum = 0, maximum = 100)]
     pub ram_used_pct: Option<f64>,
 }
 
 /// An IP address with its network and ISP details.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IpInfo {
+    /// An IPv4 address in the `…Ipv4` fields, an IPv6 address in the `…Ipv6` fields.
     pub address: Option<String>,
+    #[schema(minimum = 0, maximum = 4294967295_i64)]
     pub asn: Option<i64>,
+    #[schema(max_length = 256)]
     pub aso: Option<String>,
     pub location: Option<Location>,
+    #[schema(max_length = 256)]
     pub name: Option<String>,
+    #[schema(max_length = 256)]
     pub netmask: Option<String>,
     /// 1 for IPv4, 2 for IPv6, 0 if unknown.
+    #[schema(minimum = 0, maximum = 2)]
     pub version: Option<i64>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Location {
+    #[schema(max_length = 256)]
     pub city: Option<String>,
+    #[schema(pattern = "^[A-Za-z]{2}$")]
     pub country_iso: Option<String>,
+    #[schema(max_length = 256)]
     pub state_iso: Option<String>,
+    #[schema(max_length = 256)]
     pub zip: Option<String>,
 }
 
 /// Round-trip times of the WARP tunnel, in microseconds.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Rtt {
     pub min_rtt_us: Option<Directions>,
@@ -102,15 +140,17 @@ pub struct Rtt {
 
 /// A measurement split by direction; never negative. Kept as the number that was sent, so a
 /// counter stays an integer.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Directions {
+    #[schema(value_type = Option<f64>, minimum = 0)]
     pub downstream: Option<Number>,
+    #[schema(value_type = Option<f64>, minimum = 0)]
     pub upstream: Option<Number>,
 }
 
 /// Byte and packet counters of the WARP tunnel.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TunnelStats {
     pub bytes_lost: Option<Directions>,
@@ -121,6 +161,7 @@ pub struct TunnelStats {
     pub packets_received: Option<Directions>,
     pub packets_retransmitted: Option<Directions>,
     pub packets_sent: Option<Directions>,
+    #[schema(value_type = Option<f64>, minimum = 0)]
     pub stats_window_ms: Option<Number>,
 }
 

@@ -2,9 +2,11 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::error::AppError;
@@ -13,26 +15,31 @@ use crate::auth::{password, users, Scopes};
 use crate::connectors::origin::OriginIp;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/auth/register", post(register))
-        .route("/v1/auth/login", post(login))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(login))
 }
 
 const MIN_PASSWORD: usize = 12;
 const MAX_PASSWORD: usize = 1024;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct Credentials {
+    #[schema(max_length = 254, examples("ada@example.com"))]
     email: String,
+    /// At least 12 characters when registering.
+    #[schema(max_length = 1024, examples("correct horse battery staple"))]
     password: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Registered {
     id: Uuid,
     email: String,
+    /// 32 lowercase hex characters, as Cloudflare writes account ids.
+    #[schema(pattern = "^[0-9a-f]{32}$")]
     account_id: String,
 }
 
@@ -76,6 +83,17 @@ fn validate_password(password: &str) -> Result<(), AppError> {
     Ok(())
 }
 
+/// Registers a user with a new account. Open to anyone only when the server allows
+/// registration; the very first user may always register.
+#[utoipa::path(
+    post, path = "/v1/auth/register", tag = "auth", operation_id = "register",
+    request_body = super::schemas::Registration,
+    responses(
+        (status = 201, description = "The new user", body = Registered),
+        (status = 403, description = "Registration is closed on this server (`forbidden`)"),
+        (status = 409, description = "The email is already registered (`email_taken`)"),
+    )
+)]
 #[tracing::instrument(skip_all, err)]
 async fn register(
     State(state): State<AppState>,
@@ -106,14 +124,28 @@ async fn register(
     ))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LoggedIn {
+    /// A JWT (HS256) carrying every scope.
     access_token: String,
+    #[schema(pattern = "^Bearer$")]
     token_type: &'static str,
+    /// Seconds until the access token expires.
     expires_in: u64,
 }
 
+/// Exchanges an email and password for an access token. Rate-limited per client address
+/// and per email.
+#[utoipa::path(
+    post, path = "/v1/auth/login", tag = "auth", operation_id = "login",
+    request_body = Credentials,
+    responses(
+        (status = 200, description = "An access token", body = LoggedIn),
+        (status = 401, description = "The email or password is incorrect (`unauthorized`); which one is never said"),
+        (status = 429, description = "Too many attempts (`rate_limited`); retry after `Retry-After` seconds"),
+    )
+)]
 #[tracing::instrument(skip_all, err)]
 async fn login(
     State(state): State<AppState>,
@@ -131,7 +163,10 @@ async fn login(
     if let Err(retry_after) = by_address.and(by_email) {
         return Err(AppError::RateLimited { retry_after });
     }
-    let user = {
+    // PostgreSQL text cannot hold NUL: such an email is no one's, and is not looked up.
+    let user = if body.email.contains('\0') {
+        None
+    } else {
         let mut conn = state.db.acquire().await?;
         users::credentials_by_email(&mut conn, body.email.trim()).await?
     };

@@ -4,9 +4,11 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::error::AppError;
@@ -17,10 +19,10 @@ use crate::connectors::store::{self, Clocks};
 use crate::connectors::Client;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/tunnels/{id}/connections", get(list).delete(cleanup))
-        .route("/v1/tunnels/{id}/connectors/{connector_id}", get(show))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, cleanup))
+        .routes(routes!(show))
 }
 
 fn clocks(state: &AppState) -> Clocks {
@@ -94,6 +96,16 @@ pub(crate) async fn remove_connectors(
     Ok(())
 }
 
+/// The tunnel's connectors with their connections (the seed's Client shape, camelCase).
+#[utoipa::path(
+    get, path = "/v1/tunnels/{id}/connections", tag = "connectors", operation_id = "listConnections",
+    params(("id" = Uuid, Path, description = "The tunnel's id")),
+    security(("bearer" = ["tunnels:read"])),
+    responses(
+        (status = 200, description = "The connectors, with connections pending reconnect flagged", body = Vec<Client>),
+        (status = 404, description = "No such tunnel in the caller's account (`not_found`)"),
+    )
+)]
 #[tracing::instrument(skip_all, err)]
 async fn list(
     State(state): State<AppState>,
@@ -103,12 +115,25 @@ async fn list(
     Ok(Json(connectors_of(&state, &caller, id, None).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub struct CleanupQuery {
+    /// The connector to remove; all of them when absent.
+    #[param(value_type = Option<Uuid>)]
     client_id: Option<String>,
 }
 
+/// Removes one connector, or all of them, whatever their state.
+#[utoipa::path(
+    delete, path = "/v1/tunnels/{id}/connections", tag = "connectors", operation_id = "deleteConnections",
+    params(("id" = Uuid, Path, description = "The tunnel's id"), CleanupQuery),
+    security(("bearer" = ["tunnels:write"])),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 404, description = "No such tunnel in the caller's account, or no such connector (`not_found`)"),
+    )
+)]
 #[tracing::instrument(skip_all, err)]
 async fn cleanup(
     State(state): State<AppState>,
@@ -120,6 +145,19 @@ async fn cleanup(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// One connector of the tunnel.
+#[utoipa::path(
+    get, path = "/v1/tunnels/{id}/connectors/{connector_id}", tag = "connectors", operation_id = "getConnector",
+    params(
+        ("id" = Uuid, Path, description = "The tunnel's id"),
+        ("connector_id" = Uuid, Path, description = "The connector's id"),
+    ),
+    security(("bearer" = ["tunnels:read"])),
+    responses(
+        (status = 200, description = "The connector", body = Client),
+        (status = 404, description = "No such tunnel in the caller's account, or no such connector (`not_found`)"),
+    )
+)]
 #[tracing::instrument(skip_all, err)]
 async fn show(
     State(state): State<AppState>,

@@ -3,19 +3,22 @@
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::{header, StatusCode};
+use axum::http::{header, request::Parts, StatusCode};
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use super::error::AppError;
 
 /// `axum::Json` with problem+json rejections, and a body that must be UTF-8 throughout
-/// (serde skips the members it ignores without looking inside their strings).
+/// (serde skips the members it ignores without looking inside their strings). A whole number
+/// written with a fraction (`3000.0`) is read as the integer it is, as JSON Schema (and the
+/// OpenAPI document) say: clients whose numbers are all floats send them so.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApiJson<T>(pub T);
 
 impl<T, S> FromRequest<S> for ApiJson<T>
 where
-    T: DeserializeOwned,
+    T: DeserializeOwned + 'static,
     S: Send + Sync,
 {
     type Rejection = AppError;
@@ -29,10 +32,72 @@ where
     }
 }
 
-/// `axum::extract::Query` with problem+json rejections.
-#[derive(Debug, Clone, Copy, Default, FromRequestParts)]
-#[from_request(via(axum::extract::Query), rejection(AppError))]
+/// A JSON body as `T`. Only an object is read into a struct (serde would also take an array
+/// of the fields' values, in order: `["my-app", 3000]` must not create a tunnel); a `T` that
+/// is any JSON value (fleet ingest takes an array too) takes any.
+fn decode<T: DeserializeOwned + 'static>(value: Value) -> Result<T, AppError> {
+    let invalid = |detail: String| AppError::Rejected {
+        status: StatusCode::UNPROCESSABLE_ENTITY,
+        code: "validation_failed",
+        detail,
+    };
+    if !value.is_object() && std::any::TypeId::of::<T>() != std::any::TypeId::of::<Value>() {
+        return Err(invalid("the body must be a JSON object".into()));
+    }
+    serde_path_to_error::deserialize(whole_numbers(value)).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        invalid(if path == "." {
+            inner.to_string()
+        } else {
+            format!("{path}: {inner}")
+        })
+    })
+}
+
+/// Every float of `value` with no fraction that fits an `i64` becomes that integer.
+fn whole_numbers(value: Value) -> Value {
+    match value {
+        Value::Number(n) if !n.is_i64() && !n.is_u64() => match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Value::from(f as i64),
+            _ => Value::Number(n),
+        },
+        Value::Array(items) => Value::Array(items.into_iter().map(whole_numbers).collect()),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (k, whole_numbers(v)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+/// `axum::extract::Query` with problem+json rejections. A value holding NUL (`%00`) is a 400
+/// naming its parameter: PostgreSQL text can neither store nor compare it.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct ApiQuery<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or("");
+        if let Some(pair) = query.split('&').find(|pair| pair.contains("%00")) {
+            let name = pair.split_once('=').map_or(pair, |(name, _)| name);
+            return Err(AppError::bad_param(
+                name,
+                format!("query parameter `{name}` must not contain NUL characters"),
+            ));
+        }
+        let axum::extract::Query(value) =
+            axum::extract::Query::<T>::from_request_parts(parts, state).await?;
+        Ok(Self(value))
+    }
+}
 
 /// `axum::extract::Path` with problem+json rejections.
 #[derive(Debug, Clone, Copy, Default, FromRequestParts)]
@@ -46,7 +111,7 @@ pub struct OptionalJson<T>(pub Option<T>);
 
 impl<T, S> FromRequest<S> for OptionalJson<T>
 where
-    T: DeserializeOwned,
+    T: DeserializeOwned + 'static,
     S: Send + Sync,
 {
     type Rejection = AppError;
@@ -66,7 +131,7 @@ where
 
 /// JSON text is UTF-8 (RFC 8259 §8.1): a body that is not is malformed, wherever the bad
 /// bytes are.
-fn json_from<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
+fn json_from<T: DeserializeOwned + 'static>(body: &[u8]) -> Result<T, AppError> {
     if let Err(err) = std::str::from_utf8(body) {
         return Err(AppError::Rejected {
             status: StatusCode::BAD_REQUEST,
@@ -77,10 +142,8 @@ fn json_from<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
             ),
         });
     }
-    match axum::Json::<T>::from_bytes(body) {
-        Ok(axum::Json(value)) => Ok(value),
-        Err(rejection) => Err(rejection.into()),
-    }
+    let axum::Json(value) = axum::Json::<Value>::from_bytes(body)?;
+    decode(value)
 }
 
 /// Whether the request says its body is JSON; `None` without a readable `Content-Type`.

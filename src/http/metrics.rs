@@ -10,15 +10,17 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::AppError;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/metrics", get(render))
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(render))
 }
 
 /// The process-wide recorder (installed on first use).
@@ -64,6 +66,13 @@ pub async fn track(req: Request, next: Next) -> Response {
 
 /// Renders the metrics. Database gauges are refreshed when the database answers; while it
 /// does not (the gate is closed), the rest is still served: that is when operators look.
+#[utoipa::path(
+    get, path = "/metrics", tag = "operations", operation_id = "metrics",
+    responses(
+        (status = 200, description = "Prometheus text exposition format", body = String,
+            content_type = "text/plain"),
+    )
+)]
 async fn render(State(state): State<AppState>) -> Response {
     let handle = handle();
     if !state.gate.is_closed() {
@@ -79,10 +88,9 @@ async fn render(State(state): State<AppState>) -> Response {
         .set(state.db.num_idle() as f64);
     handle.run_upkeep();
     let mut response = handle.render().into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-    );
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
     response
 }
 

@@ -7,8 +7,12 @@ pub mod error;
 pub mod extract;
 pub mod fleet;
 pub mod health;
+pub mod heartbeat;
 pub mod metrics;
+pub mod openapi;
+pub mod schemas;
 pub mod tokens;
+pub mod tunnel_list;
 pub mod tunnels;
 
 use std::time::Duration;
@@ -32,17 +36,11 @@ use error::{problem, AppError};
 /// Request bodies larger than this are refused with 413.
 pub const BODY_LIMIT: usize = 1024 * 1024;
 
-/// Every route of the service, with the layers every request goes through.
+/// Every route of the service, with the layers every request goes through. The routes are
+/// exactly those the OpenAPI document describes (see [`openapi::api`]).
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .merge(health::router())
-        .merge(metrics::router())
-        .merge(auth::router())
-        .merge(tokens::router())
-        .merge(tunnels::router())
-        .merge(connectors::router())
-        .merge(fleet::router())
-        .merge(crate::compat::router())
+    let (routes, _document): (Router<AppState>, _) = openapi::api().split_for_parts();
+    routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

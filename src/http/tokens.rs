@@ -2,9 +2,11 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{delete, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::error::AppError;
@@ -14,32 +16,48 @@ use crate::auth::{Principal, Scope, Scopes};
 use crate::state::AppState;
 use crate::time::Timestamp;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/tokens", post(create).get(list))
-        .route("/v1/tokens/{id}", delete(revoke))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(revoke))
 }
 
 /// Ten years: long enough for any agent, short enough to stay a real expiry.
 const MAX_EXPIRES_IN: i64 = 10 * 366 * 24 * 3600;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateToken {
+    /// 1-100 characters (surrounding spaces are trimmed).
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$",
+        examples("agent on host-1")
+    )]
     name: String,
+    /// Scopes the caller holds itself.
+    #[schema(schema_with = super::schemas::scope_list)]
     scopes: Vec<String>,
+    /// Lifetime in seconds; no expiry when absent.
+    #[schema(minimum = 1, maximum = 316224000)]
     expires_in_secs: Option<i64>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Token)]
 pub struct TokenView {
     id: Uuid,
     name: String,
+    #[schema(schema_with = super::schemas::scope_list)]
     scopes: Vec<String>,
+    /// The secret (`wrn_…`), shown once: only in the answer to its creation.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, pattern = "^wrn_[0-9A-Za-z]{32,}$")]
     token: Option<String>,
     created_at: Timestamp,
+    #[schema(required = true)]
     expires_at: Option<Timestamp>,
 }
 
@@ -62,6 +80,12 @@ fn validate(body: &CreateToken, caller: &Principal) -> Result<Scopes, AppError> 
         return Err(AppError::invalid(
             "name",
             "name must be 1-100 characters, none of them control characters",
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(AppError::invalid(
+            "name",
+            "name must not contain control characters",
         ));
     }
     if body.scopes.is_empty() {
@@ -98,6 +122,15 @@ fn validate(body: &CreateToken, caller: &Principal) -> Result<Scopes, AppError> 
     Ok(scopes)
 }
 
+/// Creates an API token; the secret is in this answer only.
+#[utoipa::path(
+    post, path = "/v1/tokens", tag = "tokens", operation_id = "createToken",
+    request_body = CreateToken,
+    security(("bearer" = ["tokens:write"])),
+    responses(
+        (status = 201, description = "The token, with its secret", body = TokenView),
+    )
+)]
 #[tracing::instrument(skip_all, err)]
 async fn create(
     State(state): State<AppState>,
@@ -126,6 +159,14 @@ async fn create(
     ))
 }
 
+/// The account's API tokens, without their secrets.
+#[utoipa::path(
+    get, path = "/v1/tokens", tag = "tokens", operation_id = "listTokens",
+    security(("bearer" = ["tokens:write"])),
+    responses(
+        (status = 200, description = "The tokens", body = Vec<TokenView>),
+    )
+)]
 #[tracing::instrument(skip_all, err)]
 async fn list(
     State(state): State<AppState>,
@@ -142,6 +183,16 @@ async fn list(
     ))
 }
 
+/// Revokes a token at once.
+#[utoipa::path(
+    delete, path = "/v1/tokens/{id}", tag = "tokens", operation_id = "deleteToken",
+    params(("id" = Uuid, Path, description = "The token's id")),
+    security(("bearer" = ["tokens:write"])),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 404, description = "No such token in the caller's account (`not_found`)"),
+    )
+)]
 #[tracing::instrument(skip_all, err)]
 async fn revoke(
     State(state): State<AppState>,

@@ -1,41 +1,40 @@
 //! The native tunnel routes: `/v1/tunnels…`.
 
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::Value;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::error::AppError;
-use super::extract::{ApiJson, ApiPath, ApiQuery, OptionalJson};
+use super::extract::{ApiJson, ApiPath};
 use crate::auth::{tokens, Principal, Scope};
-use crate::connectors::{self, origin::OriginIp};
 use crate::state::AppState;
-use crate::tunnels::batcher::Renewal;
 use crate::tunnels::idempotency::{self, Claim};
-use crate::tunnels::store::{self, Cursor, Due, NewTunnel};
-use crate::tunnels::{self, slug, Status, Tunnel, TunnelView};
+use crate::tunnels::store::{self, Due, NewTunnel};
+use crate::tunnels::{self, slug, Tunnel, TunnelView};
 
-pub const HEARTBEAT_INTERVAL_HEADER: &str = "warren-heartbeat-interval";
-
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/tunnels", post(create).get(list))
-        .route("/v1/tunnels/{id}", get(show).patch(update).delete(remove))
-        .route("/v1/tunnels/{id}/heartbeat", post(heartbeat))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create))
+        .routes(routes!(show, update, remove))
 }
 
-fn view(state: &AppState, tunnel: Tunnel) -> TunnelView {
+pub(crate) fn view(state: &AppState, tunnel: Tunnel) -> TunnelView {
     TunnelView::new(tunnel, &state.config.base_domain)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateTunnel {
+    /// A DNS label; generated when absent.
+    #[schema(pattern = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", examples("my-app"))]
     slug: Option<String>,
+    #[schema(minimum = 1, maximum = 65535, examples(3000))]
     requested_port: i64,
 }
 
@@ -62,6 +61,21 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, AppError> {
     Ok(Some(key.to_owned()))
 }
 
+/// Creates a tunnel in state `creating` with a fresh lease.
+#[utoipa::path(
+    post, path = "/v1/tunnels", tag = "tunnels", operation_id = "createTunnel",
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255,
+        pattern = "^[!-~]+$",
+        description = "A retry with the same key and body within 24 hours returns the same tunnel; the same key with another body is a 422")),
+    request_body = CreateTunnel,
+    security(("bearer" = ["tunnels:write"])),
+    responses(
+        (status = 201, description = "The new tunnel (or, for a repeated Idempotency-Key, the one it created)", body = TunnelView),
+        (status = 404, description = "The tunnel an Idempotency-Key created has been deleted since (`not_found`)"),
+        (status = 409, description = "The slug is held by a live tunnel (`slug_taken`); `tunnelId` names it when it is the caller's own"),
+        (status = 422, description = "A body field is invalid (`validation_failed`, naming `field`), or the Idempotency-Key was used with another body (`idempotency_key_reused`)"),
+    )
+)]
 #[tracing::instrument(skip_all, err)]
 async fn create(
     State(state): State<AppState>,
@@ -144,130 +158,16 @@ fn slug_taken(slug: &str, holder: Option<(Uuid, Uuid)>, account_id: Uuid) -> App
     err
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ListQuery {
-    include_inactive: Option<String>,
-    limit: Option<String>,
-    after: Option<String>,
-}
-
-/// The default and largest page of `GET /v1/tunnels`.
-pub const MAX_PAGE: i64 = 1000;
-
-/// `true`, `1`, `false`, `0`, exactly as the seed says.
-fn parse_bool_param(name: &str, value: Option<&str>) -> Result<bool, AppError> {
-    match value {
-        None => Ok(false),
-        Some("true" | "1") => Ok(true),
-        Some("false" | "0") => Ok(false),
-        Some(other) => Err(AppError::bad_param(
-            name,
-            format!("{name} must be one of true, 1, false, 0; got `{other}`"),
-        )),
-    }
-}
-
-fn parse_limit(value: Option<&str>) -> Result<i64, AppError> {
-    let Some(raw) = value else {
-        return Ok(MAX_PAGE);
-    };
-    match raw.parse::<i64>() {
-        Ok(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
-        _ => Err(AppError::bad_param(
-            "limit",
-            format!("limit must be a whole number from 1 to {MAX_PAGE}; got `{raw}`"),
-        )),
-    }
-}
-
-/// A cursor is `{createdAt in microseconds}_{id}` of the last tunnel of the previous page.
-fn encode_cursor(tunnel: &Tunnel) -> String {
-    format!(
-        "{}_{}",
-        tunnel.created_at.timestamp_micros(),
-        tunnel.id.simple()
+/// One tunnel of the caller's account.
+#[utoipa::path(
+    get, path = "/v1/tunnels/{id}", tag = "tunnels", operation_id = "getTunnel",
+    params(("id" = Uuid, Path, description = "The tunnel's id")),
+    security(("bearer" = ["tunnels:read"])),
+    responses(
+        (status = 200, description = "The tunnel", body = TunnelView),
+        (status = 404, description = "No such tunnel in the caller's account (`not_found`)"),
     )
-}
-
-fn parse_cursor(value: Option<&str>) -> Result<Option<Cursor>, AppError> {
-    let Some(raw) = value else {
-        return Ok(None);
-    };
-    let parsed = raw.split_once('_').and_then(|(micros, id)| {
-        Some(Cursor {
-            // Within what PostgreSQL can store (a cursor is made from a creation time).
-            created_at: chrono::DateTime::from_timestamp_micros(micros.parse().ok()?)
-                .filter(|t| (1970..=9999).contains(&chrono::Datelike::year(t)))?,
-            id: Uuid::try_parse(id).ok()?,
-        })
-    });
-    parsed.map(Some).ok_or_else(|| {
-        AppError::bad_param(
-            "after",
-            "after must be a cursor taken from a `Link: rel=\"next\"` header",
-        )
-    })
-}
-
-/// A page of the account's tunnels, newest first, with `Link: <…>; rel="next"` when there
-/// is more. The body stays the seed's bare array.
-#[tracing::instrument(skip_all, err)]
-async fn list(
-    State(state): State<AppState>,
-    caller: Principal,
-    ApiQuery(query): ApiQuery<ListQuery>,
-) -> Result<Response, AppError> {
-    caller.require(Scope::TunnelsRead)?;
-    let include_inactive = parse_bool_param("includeInactive", query.include_inactive.as_deref())?;
-    let limit = parse_limit(query.limit.as_deref())?;
-    let after = parse_cursor(query.after.as_deref())?;
-    let mut tx = state.db.begin().await?;
-    store::expire_due(
-        &mut tx,
-        Due {
-            account_id: Some(caller.account_id),
-            ..Due::default()
-        },
-    )
-    .await?;
-    let mut rows = store::list(
-        &mut tx,
-        caller.account_id,
-        include_inactive,
-        after,
-        limit + 1,
-    )
-    .await?;
-    tx.commit().await?;
-    let more = rows.len() as i64 > limit;
-    rows.truncate(limit as usize);
-    let next = match rows.last() {
-        Some(last) if more => Some(format!(
-            "</v1/tunnels?limit={limit}&after={}{}>; rel=\"next\"",
-            encode_cursor(last),
-            if include_inactive {
-                "&includeInactive=true"
-            } else {
-                ""
-            }
-        )),
-        _ => None,
-    };
-    let body = Json(
-        rows.into_iter()
-            .map(|t| view(&state, t))
-            .collect::<Vec<_>>(),
-    );
-    Ok(match next {
-        Some(link) => {
-            let link = HeaderValue::from_str(&link).map_err(AppError::internal)?;
-            ([(header::LINK, link)], body).into_response()
-        }
-        None => body.into_response(),
-    })
-}
-
+)]
 #[tracing::instrument(skip_all, err)]
 async fn show(
     State(state): State<AppState>,
@@ -300,94 +200,7 @@ pub(crate) async fn current(
         .ok_or(AppError::NotFound("tunnel"))
 }
 
-/// A heartbeat's optional body. `connector` is validated by hand (see
-/// [`connectors::parse_report`]) so that every error names its field, and before anything
-/// touches the database, so a bad report changes nothing, not even the lease.
-#[derive(Deserialize)]
-pub struct HeartbeatBody {
-    #[serde(default)]
-    connector: Option<Value>,
-}
-
-#[tracing::instrument(skip_all)]
-async fn heartbeat(
-    State(state): State<AppState>,
-    caller: Principal,
-    ApiPath(id): ApiPath<Uuid>,
-    OriginIp(origin_ip): OriginIp,
-    OptionalJson(body): OptionalJson<HeartbeatBody>,
-) -> Response {
-    // Every answer the heartbeat logic gives, refusals and 503s included, tells the interval.
-    let interval = HeaderValue::from(state.config.heartbeat_interval_secs());
-    let header = [(HeaderName::from_static(HEARTBEAT_INTERVAL_HEADER), interval)];
-    let answer = renew(&state, &caller, id, origin_ip.as_deref(), body).await;
-    (header, answer).into_response()
-}
-
-#[tracing::instrument(skip_all, err)]
-async fn renew(
-    state: &AppState,
-    caller: &Principal,
-    id: Uuid,
-    origin_ip: Option<&str>,
-    body: Option<HeartbeatBody>,
-) -> Result<Json<TunnelView>, AppError> {
-    caller.require(Scope::TunnelsHeartbeat)?;
-    let report = match body.and_then(|b| b.connector) {
-        Some(value) => connectors::parse_report(&value)?,
-        None => None,
-    };
-    let (account_id, ttl) = (caller.account_id, state.config.lease_ttl);
-    let renewal = Renewal {
-        account_id,
-        tunnel_id: id,
-        connector: report.as_ref().map(|r| (r.id, r.fingerprint(origin_ip))),
-    };
-    // The batch renews the lease, and bumps an unchanged connector along with it; a new or
-    // changed connector is then written by its own statement.
-    let renewed = match (state.heartbeats.renew(renewal).await?, &report) {
-        (Some(renewed), Some(report)) if !renewed.connector_seen => {
-            let mut conn = state.db.acquire().await?;
-            connectors::store::heartbeat(&mut conn, account_id, id, ttl, report, origin_ip).await?
-        }
-        (renewed, _) => renewed.map(|r| r.tunnel),
-    };
-    let Some(tunnel) = renewed else {
-        metrics::counter!("warren_heartbeats_total", "result" => "refused").increment(1);
-        let mut conn = state.db.acquire().await?;
-        return Err(refused_heartbeat(&mut conn, account_id, id).await?);
-    };
-    metrics::counter!("warren_heartbeats_total", "result" => "accepted").increment(1);
-    Ok(Json(view(state, tunnel)))
-}
-
-/// Why a heartbeat renewed nothing: 404, or 409 `lease_expired` / `tunnel_not_live`.
-async fn refused_heartbeat(
-    conn: &mut sqlx::PgConnection,
-    account_id: Uuid,
-    id: Uuid,
-) -> Result<AppError, AppError> {
-    let tunnel = current(conn, account_id, id).await?;
-    let status = tunnel.status.clone();
-    let mut err = if tunnel.last_error.as_deref() == Some("lease expired")
-        && tunnel.status() == Status::Failed
-    {
-        AppError::conflict(
-            "lease_expired",
-            "the tunnel's lease expired before this heartbeat; create the tunnel again",
-        )
-    } else {
-        AppError::conflict(
-            "tunnel_not_live",
-            format!("the tunnel is `{status}`; heartbeats are refused"),
-        )
-    };
-    if let AppError::Conflict { extra, .. } = &mut err {
-        extra.insert("tunnelStatus".into(), Value::String(status));
-    }
-    Ok(err)
-}
-
+/// Documented as [`super::schemas::PatchTunnel`] (which says which fields go together).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PatchTunnel {
@@ -395,6 +208,18 @@ pub struct PatchTunnel {
     last_error: Option<String>,
 }
 
+/// An explicit transition of the state machine (SPEC §3).
+#[utoipa::path(
+    patch, path = "/v1/tunnels/{id}", tag = "tunnels", operation_id = "updateTunnel",
+    params(("id" = Uuid, Path, description = "The tunnel's id")),
+    request_body = super::schemas::PatchTunnel,
+    security(("bearer" = ["tunnels:write"]), ("bearer" = ["tunnels:heartbeat"])),
+    responses(
+        (status = 200, description = "The tunnel in its new state", body = TunnelView),
+        (status = 404, description = "No such tunnel in the caller's account (`not_found`)"),
+        (status = 409, description = "The state machine does not allow this transition (`invalid_transition`, with `from` and `to`)"),
+    )
+)]
 #[tracing::instrument(skip_all, err)]
 async fn update(
     State(state): State<AppState>,
@@ -423,6 +248,17 @@ async fn update(
     Ok(Json(view(&state, tunnel)))
 }
 
+/// Removes a `stopped` or `failed` tunnel from the history.
+#[utoipa::path(
+    delete, path = "/v1/tunnels/{id}", tag = "tunnels", operation_id = "deleteTunnel",
+    params(("id" = Uuid, Path, description = "The tunnel's id")),
+    security(("bearer" = ["tunnels:write"])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such tunnel in the caller's account (`not_found`)"),
+        (status = 409, description = "The tunnel is live; stop it first (`tunnel_live`)"),
+    )
+)]
 #[tracing::instrument(skip_all, err)]
 async fn remove(
     State(state): State<AppState>,
@@ -443,21 +279,4 @@ async fn remove(
     }
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn include_inactive_accepts_exactly_the_seed_values() {
-        assert!(parse_bool_param("x", Some("true")).unwrap());
-        assert!(parse_bool_param("x", Some("1")).unwrap());
-        assert!(!parse_bool_param("x", Some("false")).unwrap());
-        assert!(!parse_bool_param("x", Some("0")).unwrap());
-        assert!(!parse_bool_param("x", None).unwrap());
-        for bad in ["yes", "TRUE", "", "2"] {
-            assert!(parse_bool_param("x", Some(bad)).is_err(), "{bad}");
-        }
-    }
 }

@@ -26,6 +26,13 @@ pub enum Status {
 
 impl Status {
     pub const LIVE: [Status; 3] = [Status::Creating, Status::Active, Status::Stopping];
+    pub const ALL: [Status; 5] = [
+        Status::Creating,
+        Status::Active,
+        Status::Stopping,
+        Status::Stopped,
+        Status::Failed,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -38,15 +45,7 @@ impl Status {
     }
 
     pub fn parse(s: &str) -> Option<Status> {
-        [
-            Status::Creating,
-            Status::Active,
-            Status::Stopping,
-            Status::Stopped,
-            Status::Failed,
-        ]
-        .into_iter()
-        .find(|status| status.as_str() == s)
+        Self::ALL.into_iter().find(|status| status.as_str() == s)
     }
 
     pub fn is_live(self) -> bool {
@@ -87,23 +86,36 @@ impl Tunnel {
 }
 
 /// A tunnel exactly as the API shows it (seed `list-tunnels-v1.txt`).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Tunnel)]
 pub struct TunnelView {
     pub id: Uuid,
+    /// `{slug}.{base domain}`.
+    #[schema(examples("my-app.example.com"))]
     pub hostname: String,
+    #[schema(pattern = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", examples("my-app"))]
     pub slug: String,
+    #[schema(schema_with = crate::http::schemas::tunnel_status)]
     pub status: String,
+    #[schema(minimum = 1, maximum = 65535)]
     pub requested_port: i32,
     pub created_at: Timestamp,
+    /// The lease of a live tunnel; `null` once it is `stopped` or `failed`.
+    #[schema(required = true)]
     pub lease: Option<LeaseView>,
+    #[schema(required = true)]
     pub stopped_at: Option<Timestamp>,
+    #[schema(required = true)]
     pub last_error: Option<String>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Lease)]
 pub struct LeaseView {
+    /// `null` until the first heartbeat.
+    #[schema(required = true)]
     pub last_heartbeat_at: Option<Timestamp>,
     pub expires_at: Timestamp,
 }

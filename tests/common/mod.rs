@@ -7,6 +7,8 @@
 //! template that has the migrations applied.
 #![allow(dead_code)]
 
+pub mod openapi;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
@@ -291,7 +293,8 @@ impl TestApp {
         format!("{}{}", self.base, path)
     }
 
-    /// A request with an optional bearer token and an optional JSON body.
+    /// A request with an optional bearer token and an optional JSON body. The answer is
+    /// checked against the OpenAPI document (see [`openapi::check`]).
     pub async fn call(
         &self,
         method: Method,
@@ -306,7 +309,12 @@ impl TestApp {
         if let Some(body) = body {
             req = req.json(&body);
         }
-        req.send().await.expect("request reaches the server")
+        self.send(req).await
+    }
+
+    /// Sends a request built by hand; the answer is checked against the OpenAPI document.
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> reqwest::Response {
+        send_checked(req).await
     }
 
     pub async fn get(&self, path: &str, token: &str) -> reqwest::Response {
@@ -395,6 +403,24 @@ pub struct User {
     pub email: String,
     pub account_id: String,
     pub token: String,
+}
+
+/// Sends a request of any client; the answer is checked against the OpenAPI document.
+pub async fn send_checked(req: reqwest::RequestBuilder) -> reqwest::Response {
+    try_send_checked(req)
+        .await
+        .expect("request reaches the server")
+}
+
+/// [`send_checked`] for requests that may meet a server going away: a network error is
+/// returned, an answer is checked.
+pub async fn try_send_checked(req: reqwest::RequestBuilder) -> reqwest::Result<reqwest::Response> {
+    let (client, request) = req.build_split();
+    let request = request?;
+    let method = request.method().clone();
+    let path = request.url().path().to_owned();
+    let response = client.execute(request).await?;
+    openapi::checked(&method, &path, response).await
 }
 
 /// Asserts the status and returns the JSON body.
