@@ -249,7 +249,7 @@ def render(r, schemathesis):
         f"| PostgreSQL killed (immediate shutdown) under heartbeat load, down 5 s | {k['requests']:,} "
         f"({k['during']:,} while down) | **{k['lost']}** of {k['acked']} tunnels' newest acks | "
         f"while down: {k['during_503']:,} answered 503, {k['during_other']} anything else; 503 p50 "
-        f"{k['p50_503_ms']:.1f} ms, max {k['max_503_ms']:.0f} ms (the first ones wait for the pool to give up); "
+        f"{k['p50_503_ms']:.1f} ms, max {k['max_503_ms']:.0f} ms (the first requests find the database gone; the rest are refused by the closed gate); "
         f"first 200 {k['recovery_s']:.2f} s after PostgreSQL was back |",
         f"| PostgreSQL down {g['outage']} s with a lease TTL of {g['ttl']} s, agents retrying | "
         f"{g['requests']:,} | 0 (nothing acknowledged while down) | tunnels failed although their agent "

@@ -73,7 +73,7 @@ impl Config {
             fleet_retention_batch: 5000,
             login_attempts_per_minute: 10,
             heartbeat_batch_max: 500,
-            heartbeat_flushes_in_flight: 4,
+            heartbeat_flushes_in_flight: 1,
         }
     }
 

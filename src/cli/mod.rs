@@ -193,7 +193,7 @@ pub struct ServeArgs {
     pub trusted_proxies: TrustedProxies,
     /// How many heartbeat batches may be committing at once (group commit; fewer in flight
     /// means larger batches).
-    #[arg(long, env = "WARREN_HEARTBEAT_FLUSHES", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    #[arg(long, env = "WARREN_HEARTBEAT_FLUSHES", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub heartbeat_flushes: u16,
     /// Log format: `text` or `json`.
     #[arg(long, env = "WARREN_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
