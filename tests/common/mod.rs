@@ -57,7 +57,7 @@ fn server() -> &'static PgServer {
                 pattern
             }
         };
-        let template = format!("warren_template_{}", Uuid::new_v4().simple());
+        let template = format!("warren_template_{}_{}", unix_now(), Uuid::new_v4().simple());
         let admin = url_pattern.replace("{db}", "postgres");
         let template_url = url_pattern.replace("{db}", &template);
         let name = template.clone();
@@ -67,6 +67,7 @@ fn server() -> &'static PgServer {
                 .build()
                 .unwrap()
                 .block_on(async {
+                    drop_stale_databases(&admin).await;
                     warren::db::ensure_database(&admin, &name).await.unwrap();
                     let pool = PgPool::connect(&template_url).await.unwrap();
                     warren::db::migrate(&pool).await.unwrap();
@@ -80,6 +81,37 @@ fn server() -> &'static PgServer {
             template,
         }
     })
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Test databases are left behind on a `DATABASE_URL` server (a test may still be using its
+/// database when another ends); the ones created more than an hour ago (their names carry
+/// the time) are dropped when a test process starts. One still in use is left for next time.
+async fn drop_stale_databases(admin: &str) {
+    let Ok(mut conn) = sqlx::Connection::connect(admin).await else {
+        return;
+    };
+    let conn: &mut sqlx::PgConnection = &mut conn;
+    let names: Vec<String> = sqlx::query_scalar(
+        r"SELECT datname::text FROM pg_database WHERE datname ~ '^warren_(test|template)_[0-9]+_'",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap_or_default();
+    let hour_ago = unix_now().saturating_sub(3600);
+    for name in names {
+        let created = name.split('_').nth(2).and_then(|s| s.parse::<u64>().ok());
+        if created.is_some_and(|t| t < hour_ago) {
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\""))
+                .execute(&mut *conn)
+                .await;
+        }
+    }
 }
 
 fn replace_database(url: &str, db: &str) -> String {
@@ -214,7 +246,7 @@ impl Proxy {
 /// A new database with the migrations applied; its URL.
 pub async fn fresh_database() -> String {
     let server = server();
-    let name = format!("warren_test_{}", Uuid::new_v4().simple());
+    let name = format!("warren_test_{}_{}", unix_now(), Uuid::new_v4().simple());
     let admin = server.url_pattern.replace("{db}", "postgres");
     let mut conn: sqlx::PgConnection = sqlx::Connection::connect(&admin).await.unwrap();
     let sql = format!("CREATE DATABASE {name} TEMPLATE {}", server.template);
