@@ -32,16 +32,18 @@ pub async fn tick(
     lease_ttl: Duration,
 ) -> Result<Option<Grace>, sqlx::Error> {
     let gap = sqlx::query_scalar!(
-        r#"WITH before AS (SELECT reaper_ran_at FROM lease_clock FOR UPDATE)
+        r#"WITH before AS (
+               SELECT reaper_ran_at,
+                      reaper_ran_at < now() - $1::bigint * interval '1 millisecond' AS stalled
+               FROM lease_clock FOR UPDATE
+           )
            UPDATE lease_clock SET
                reaper_ran_at = now(),
                stall_after = $1::bigint * interval '1 millisecond',
-               last_grace_at = CASE WHEN before.reaper_ran_at < now() - $1::bigint * interval '1 millisecond'
-                                    THEN now() ELSE last_grace_at END,
-               last_outage = CASE WHEN before.reaper_ran_at < now() - $1::bigint * interval '1 millisecond'
-                                  THEN now() - before.reaper_ran_at ELSE last_outage END
+               last_grace_at = CASE WHEN before.stalled THEN now() ELSE last_grace_at END,
+               last_outage = CASE WHEN before.stalled THEN now() - before.reaper_ran_at ELSE last_outage END
            FROM before
-           RETURNING CASE WHEN before.reaper_ran_at < now() - $1::bigint * interval '1 millisecond'
+           RETURNING CASE WHEN before.stalled
                           THEN (extract(epoch FROM now() - before.reaper_ran_at) * 1000)::bigint
                      END AS gap_ms"#,
         millis(stall_after),
