@@ -6,12 +6,27 @@ use std::time::{Duration, Instant};
 use common::*;
 use reqwest::StatusCode;
 use serde_json::json;
+use warren::db::embedded::EmbeddedPostgres;
+
+/// A cluster of the test's own, which it may kill and restart: its scratch dir and URL.
+async fn start(name: &str) -> (std::path::PathBuf, EmbeddedPostgres, String) {
+    let dir = scratch_dir(name);
+    let (pg, url) = own_cluster(&dir).await;
+    (dir, pg, url)
+}
+
+async fn teardown(app: TestApp, pg: EmbeddedPostgres, dir: &std::path::Path) {
+    app.stop().await;
+    tokio::task::spawn_blocking(move || pg.kill())
+        .await
+        .unwrap()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+}
 
 #[tokio::test]
 async fn readyz_and_the_api_answer_503_while_postgresql_is_down_and_recover_by_themselves() {
-    let dir = scratch_dir("warren-outage");
-    let (pg, url) = own_cluster(&dir).await;
-
+    let (dir, pg, url) = start("warren-outage").await;
     let app = TestApp::on_database(&url, |_| {}).await;
     let user = app.user().await;
     let t = app
@@ -81,18 +96,12 @@ async fn readyz_and_the_api_answer_503_while_postgresql_is_down_and_recover_by_t
     let hb = json_of(app.heartbeat(&user.token, id).await, StatusCode::OK).await;
     assert_eq!(hb["status"], "active");
     assert_eq!(metric(&app, "warren_database_reachable").await, Some(1.0));
-    app.stop().await;
-    tokio::task::spawn_blocking(move || pg.kill())
-        .await
-        .unwrap()
-        .unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
+    teardown(app, pg, &dir).await;
 }
 
 #[tokio::test]
 async fn no_heartbeat_answered_200_is_lost_when_postgresql_dies_under_load() {
-    let dir = scratch_dir("warren-pgkill");
-    let (pg, url) = own_cluster(&dir).await;
+    let (dir, pg, url) = start("warren-pgkill").await;
     let app = TestApp::on_database(&url, |_| {}).await;
     let user = app.user().await;
     let token = app.api_token(&user, &["tunnels:heartbeat"]).await;
@@ -184,10 +193,25 @@ async fn no_heartbeat_answered_200_is_lost_when_postgresql_dies_under_load() {
         );
     }
     check.close().await;
-    app.stop().await;
-    tokio::task::spawn_blocking(move || pg.kill())
-        .await
-        .unwrap()
-        .unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
+    teardown(app, pg, &dir).await;
+}
+
+#[tokio::test]
+async fn the_first_heartbeat_after_a_postgresql_restart_is_renewed_not_refused() {
+    // The batcher keeps its connection between batches; after a restart that connection is
+    // dead, and the batch must be renewed on a fresh one rather than answered 503.
+    let (dir, pg, url) = start("warren-restart").await;
+    let app = TestApp::on_database(&url, |_| {}).await;
+    let user = app.user().await;
+    let t = app
+        .tunnel(&user.token, json!({"requestedPort": 3000}))
+        .await;
+    let id = t["id"].as_str().unwrap();
+    json_of(app.heartbeat(&user.token, id).await, StatusCode::OK).await;
+
+    let pg = restart_cluster(kill_cluster(pg).await).await;
+    let hb = json_of(app.heartbeat(&user.token, id).await, StatusCode::OK).await;
+    assert_eq!(hb["status"], "active");
+    assert_eq!(metric(&app, "warren_database_reachable").await, Some(1.0));
+    teardown(app, pg, &dir).await;
 }

@@ -134,7 +134,7 @@ impl From<sqlx::Error> for AppError {
 }
 
 /// Errors that mean "the database cannot be reached right now", answered 503, not 500.
-fn is_unavailable(err: &sqlx::Error) -> bool {
+pub(crate) fn is_unavailable(err: &sqlx::Error) -> bool {
     match err {
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
         sqlx::Error::Tls(_) | sqlx::Error::WorkerCrashed => true,

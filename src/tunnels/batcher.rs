@@ -11,19 +11,27 @@
 //! There is no fixed waiting window: while up to `max_in_flight` flushes are committing, new
 //! renewals queue up, and the next batch takes them all. Under light load a heartbeat is
 //! flushed at once; under heavy load batches grow with the commit latency.
+//!
+//! Flushes keep their connections between batches instead of going through the pool, whose
+//! acquire pings the server first: that round trip was one more per batch on the hot path. A
+//! kept connection may have died since (PostgreSQL restarted), so a batch that fails on one
+//! because the server is unreachable, or that PostgreSQL chose as a deadlock victim, is
+//! tried once more on a connection from the pool. Renewing twice is harmless: a renewal only
+//! moves a lease forward.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sqlx::PgPool;
+use sqlx::pool::PoolConnection;
+use sqlx::{PgPool, Postgres};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::store::{self, RenewedRow};
 use super::Tunnel;
-use crate::http::error::AppError;
+use crate::http::error::{is_unavailable, AppError};
 
 /// One renewal: the tunnel, the account that asks, and the connector it reports, as its id
 /// and [`crate::connectors::Report::fingerprint`].
@@ -105,6 +113,7 @@ async fn collect(
     stop: CancellationToken,
 ) {
     let settings = Arc::new(settings);
+    let kept = Kept::default();
     let permits = Arc::new(Semaphore::new(settings.max_in_flight));
     loop {
         let first = tokio::select! {
@@ -128,9 +137,9 @@ async fn collect(
                 Err(_) => break,
             }
         }
-        let (pool, settings) = (pool.clone(), settings.clone());
+        let (pool, settings, kept) = (pool.clone(), settings.clone(), kept.clone());
         tokio::spawn(async move {
-            flush(&pool, &settings, batch).await;
+            flush(&pool, &kept, &settings, batch).await;
             drop(permit);
         });
     }
@@ -147,18 +156,56 @@ async fn collect(
         if rest.is_empty() {
             break;
         }
-        flush(&pool, &settings, rest).await;
+        flush(&pool, &kept, &settings, rest).await;
     }
     let _ = permits.acquire_many(settings.max_in_flight as u32).await;
 }
 
-async fn flush(pool: &PgPool, settings: &BatcherSettings, batch: Vec<(Renewal, Reply)>) {
+/// Connections flushes keep between batches (at most one per flush in flight).
+type Kept = Arc<Mutex<Vec<PoolConnection<Postgres>>>>;
+
+/// Renews the batch on a kept connection, or one from the pool; see the module docs for the
+/// one retry.
+async fn renew(
+    pool: &PgPool,
+    kept: &Kept,
+    settings: &BatcherSettings,
+    renewals: &[Renewal],
+) -> Result<Vec<RenewedRow>, sqlx::Error> {
+    let held = kept.lock().unwrap_or_else(|e| e.into_inner()).pop();
+    let fresh = held.is_none();
+    let mut conn = match held {
+        Some(conn) => conn,
+        None => pool.acquire().await?,
+    };
+    let mut result = store::renew_many(&mut conn, renewals, settings.lease_ttl).await;
+    if let Err(err) = &result {
+        let deadlock = err
+            .as_database_error()
+            .is_some_and(|db| db.code().as_deref() == Some("40P01"));
+        if deadlock {
+            result = store::renew_many(&mut conn, renewals, settings.lease_ttl).await;
+        } else if !fresh && is_unavailable(err) {
+            drop(conn);
+            conn = pool.acquire().await?;
+            result = store::renew_many(&mut conn, renewals, settings.lease_ttl).await;
+        }
+    }
+    if result.is_ok() {
+        kept.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
+    }
+    result
+}
+
+async fn flush(
+    pool: &PgPool,
+    kept: &Kept,
+    settings: &BatcherSettings,
+    batch: Vec<(Renewal, Reply)>,
+) {
     metrics::histogram!("warren_heartbeat_batch_size").record(batch.len() as f64);
     let renewals: Vec<Renewal> = batch.iter().map(|(r, _)| r.clone()).collect();
-    let result = match pool.acquire().await {
-        Ok(mut conn) => store::renew_many(&mut conn, &renewals, settings.lease_ttl).await,
-        Err(err) => Err(err),
-    };
+    let result = renew(pool, kept, settings, &renewals).await;
     match result {
         Ok(rows) => {
             let by_id: HashMap<Uuid, RenewedRow> =

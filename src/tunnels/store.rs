@@ -273,7 +273,7 @@ pub struct RenewedRow {
 
 /// Renews many leases in one statement (the heartbeat batch): each tunnel must be live, its
 /// lease unexpired and the renewal's account its owner, else it is left out of the answer.
-/// Rows are locked in id order, so concurrent batches cannot deadlock. A renewal that
+/// Rows are locked in id order (see the statement for the one exception). A renewal that
 /// carries a connector whose stored fingerprint equals the reported one (nothing changed)
 /// bumps that connector's `last_seen_at` in the same statement; any other connector report
 /// is left to the caller.
@@ -297,17 +297,10 @@ pub async fn renew_many(
         .filter_map(|r| r.connector.as_ref().map(|c| c.1.clone()))
         .collect();
     let rows = sqlx::query!(
-        r#"WITH asked AS (
-               SELECT DISTINCT id, account_id FROM unnest($1::uuid[], $2::uuid[]) AS a(id, account_id)
-           ),
-           locked AS (
-               SELECT t.id FROM tunnels t
-               WHERE t.id = ANY($1::uuid[]) AND (t.id, t.account_id) IN (SELECT id, account_id FROM asked)
-                 AND t.status IN ('creating', 'active', 'stopping') AND (t.lease_expires_at > now() OR (SELECT leases_on_hold()))
-               ORDER BY t.id
-               FOR UPDATE OF t
-           ),
-           renewed AS (
+        r#"WITH renewed AS (
+               -- The input sorted by id drives a nested loop over the primary key, so rows
+               -- are locked in id order; should two batches still deadlock, the batcher
+               -- retries the one PostgreSQL aborted.
                UPDATE tunnels t SET
                    status = CASE WHEN t.status = 'creating' THEN 'active' ELSE t.status END,
                    -- never backwards: a batch that started earlier but got the row lock later
@@ -315,8 +308,9 @@ pub async fn renew_many(
                    last_heartbeat_at = GREATEST(t.last_heartbeat_at, date_trunc('milliseconds', now())),
                    lease_expires_at = GREATEST(t.lease_expires_at,
                        date_trunc('milliseconds', now()) + $3::bigint * interval '1 millisecond')
-               FROM locked
-               WHERE t.id = locked.id
+               FROM (SELECT DISTINCT id, account_id FROM unnest($1::uuid[], $2::uuid[]) AS a(id, account_id)
+                     ORDER BY id) asked
+               WHERE t.id = asked.id AND t.account_id = asked.account_id
                  AND t.status IN ('creating', 'active', 'stopping') AND (t.lease_expires_at > now() OR (SELECT leases_on_hold()))
                RETURNING t.id, t.account_id, t.slug, t.status, t.requested_port, t.created_at,
                          t.last_heartbeat_at, t.lease_expires_at, t.stopped_at, t.last_error
