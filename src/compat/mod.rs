@@ -9,9 +9,8 @@
 
 use axum::body::{to_bytes, Body};
 use axum::extract::rejection::RawPathParamsRejection;
-use axum::extract::{FromRef, FromRequestParts, RawPathParams, Request};
+use axum::extract::{FromRef, FromRequestParts, RawPathParams};
 use axum::http::{header, request::Parts, HeaderMap, HeaderValue};
-use axum::middleware::Next;
 use axum::response::Response;
 use axum::Json;
 use serde::Serialize;
@@ -96,15 +95,19 @@ pub fn error_code(code: &str) -> u32 {
     }
 }
 
-/// Middleware: any problem+json answer to a `/client/v4` request becomes the envelope.
-pub async fn envelope_errors(req: Request, next: Next) -> Response {
-    let compat = req.uri().path().starts_with(PREFIX);
-    let response = next.run(req).await;
+/// Whether a request path belongs to the compatible family.
+pub fn is_compat(path: &str) -> bool {
+    path.starts_with(PREFIX)
+}
+
+/// Turns a problem+json answer to a `/client/v4` request into the envelope (called by the
+/// HTTP layer's edge middleware, for every response of the family).
+pub async fn envelope_errors(response: Response) -> Response {
     let is_problem = response
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes() == PROBLEM_JSON.as_bytes());
-    if !compat || !is_problem {
+    if !is_problem {
         return response;
     }
     let (mut parts, body) = response.into_parts();

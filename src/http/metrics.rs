@@ -6,9 +6,8 @@
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::State;
 use axum::http::{header, HeaderValue};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use utoipa_axum::router::OpenApiRouter;
@@ -46,22 +45,14 @@ pub fn handle() -> &'static PrometheusHandle {
     })
 }
 
-/// Middleware: counts and times every request by method, matched route and status.
-pub async fn track(req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let method = req.method().as_str().to_owned();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let response = next.run(req).await;
+/// Counts and times one request by method, matched route and status (called by the HTTP
+/// layer's edge middleware for every request).
+pub fn track(method: String, route: String, start: Instant, response: &Response) {
     let status = response.status().as_u16().to_string();
     let labels = [("method", method), ("route", route), ("status", status)];
     metrics::counter!("warren_http_requests_total", &labels).increment(1);
     metrics::histogram!("warren_http_request_duration_seconds", &labels)
         .record(start.elapsed().as_secs_f64());
-    response
 }
 
 /// Renders the metrics. Database gauges are refreshed when the database answers; while it
