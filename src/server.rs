@@ -19,7 +19,7 @@ use crate::connectors::store::Clocks;
 use crate::connectors::sweeper;
 use crate::db::gate::{self, Gate};
 use crate::fleet;
-use crate::state::AppState;
+use crate::state::{AppState, Services};
 use crate::tunnels::batcher::{Batcher, BatcherSettings};
 use crate::tunnels::reaper;
 
@@ -70,7 +70,7 @@ impl Server {
                 max_in_flight: config.heartbeat_flushes_in_flight,
             },
         );
-        let state = AppState {
+        let state = AppState::new(Services {
             db: pool,
             config: Arc::new(config),
             keys: Arc::new(keys),
@@ -81,7 +81,7 @@ impl Server {
             )),
             heartbeats,
             gate: Gate::default(),
-        };
+        });
         let listener = TcpListener::bind(state.config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", state.config.listen))?;
