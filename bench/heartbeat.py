@@ -88,12 +88,18 @@ class Postgres:
             pass
 
 
-def wrk(url, lua, duration, connections, threads=2):
+WARMUP_SECS = 3
+
+
+def wrk(url, lua, duration, connections, threads=2, warmup=WARMUP_SECS):
+    """Runs wrk for `duration` seconds after a discarded `warmup` against the same target (every
+    target gets the same: caches filled, first writes to fresh pages and connection setup done)."""
     script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
     script.write(lua)
     script.close()
-    out = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration}s", "--latency",
-                          "-s", script.name, url], check=True, capture_output=True, text=True).stdout
+    for secs in ([warmup] if warmup else []) + [duration]:
+        out = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{secs}s", "--latency",
+                              "-s", script.name, url], check=True, capture_output=True, text=True).stdout
     os.unlink(script.name)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 
@@ -236,8 +242,9 @@ def main():
         for flushes in args.flushes:
             fport = free_port()
             variant = start_warren(pg, workdir, fport, "warren", WARREN_HEARTBEAT_FLUSHES=str(flushes))
+            wrk(f"http://127.0.0.1:{fport}", hb_lua, WARMUP_SECS, args.connections, warmup=0)
             before = (cpu_seconds([variant.pid]), cpu_seconds(postgres_pids(pg)))
-            r = wrk(f"http://127.0.0.1:{fport}", hb_lua, args.duration, args.connections)
+            r = wrk(f"http://127.0.0.1:{fport}", hb_lua, args.duration, args.connections, warmup=0)
             after = (cpu_seconds([variant.pid]), cpu_seconds(postgres_pids(pg)))
             mean, single = batch_sizes(f"http://127.0.0.1:{fport}")
             done = r["rps"] * args.duration
@@ -310,7 +317,8 @@ def main():
         big_ids = os.path.join(workdir, "ids-big.txt")
         with open(big_ids, "w") as f:
             f.write(pg.psql("SELECT id FROM tunnels WHERE status = 'active'", "warren") + "\n")
-        wrk(base, ids_lua(big_ids, "/v1/tunnels/%s/heartbeat", "", {"Authorization": f"Bearer {token}"}), min(args.duration, 15), args.connections)
+        wrk(base, ids_lua(big_ids, "/v1/tunnels/%s/heartbeat", "", {"Authorization": f"Bearer {token}"}), min(args.duration, 15), args.connections,
+            warmup=0)
         results["rss_kb"] = rss_peak_kb(warren.pid)
     finally:
         for p in procs:
@@ -337,7 +345,8 @@ def render(r, args):
         "## Heartbeat pipeline",
         "",
         f"`bench/heartbeat.py` on {time.strftime('%Y-%m-%d')}: one run, everything on loopback on this 2-core machine, "
-        f"wrk with {args.connections} connections for {args.duration} s per row, {args.tunnels:,} tunnels / leases.",
+        f"wrk with {args.connections} connections for {args.duration} s per row (after a discarded {WARMUP_SECS} s warm-up "
+        f"against the same target), {args.tunnels:,} tunnels / leases.",
         "",
         "| what | requests/s | p50 ms | p99 ms |",
         "| --- | ---: | ---: | ---: |",
