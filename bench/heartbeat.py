@@ -11,8 +11,11 @@ Starts its own PostgreSQL, Warren (release build) and etcd, all on loopback, the
   (e) a 100,000-lease reap             - time until all are transitioned, heartbeat p99 meanwhile
   (f) Warren's peak RSS with 100,000 live tunnels under heartbeat load
 
+(a), (b) and (c) take turns for several rounds and each is reported as its median round: the
+machine is shared, and its speed drifts within a run.
+
 Needs: PostgreSQL server binaries, wrk, etcd (Debian: postgresql, wrk, etcd-server).
-Usage: bench/heartbeat.py [--duration 20] [--connections 64] [--no-write]
+Usage: bench/heartbeat.py [--rounds 5] [--duration 10] [--connections 64] [--no-write]
 """
 
 import argparse
@@ -113,6 +116,14 @@ def wrk(url, lua, duration, connections, threads=2, warmup=WARMUP_SECS):
             "socket_errors": errors.group(1) if errors else "", "raw": out}
 
 
+def median_run(runs):
+    """The median of each figure over the runs, and every run's requests/s."""
+    return {"rps": statistics.median(r["rps"] for r in runs), "p50": statistics.median(r["p50"] for r in runs),
+            "p99": statistics.median(r["p99"] for r in runs), "non2xx": sum(r["non2xx"] for r in runs),
+            "socket_errors": " ".join(r["socket_errors"] for r in runs if r["socket_errors"]),
+            "each_rps": [r["rps"] for r in runs]}
+
+
 def ids_lua(ids_file, path_fmt, body, headers):
     hdrs = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items())
     return f"""
@@ -193,7 +204,8 @@ def start_warren(pg, workdir, port, db, **extra):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--duration", type=int, default=20)
+    ap.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    ap.add_argument("--rounds", type=int, default=5, help="turns each of (a), (b), (c) takes")
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--tunnels", type=int, default=10_000)
     ap.add_argument("--reap", type=int, default=100_000)
@@ -229,11 +241,39 @@ def main():
         with open(ids_file, "w") as f:
             f.write(pg.psql("SELECT id FROM tunnels WHERE slug LIKE 'bench-%'", "warren") + "\n")
 
-        print("(a) /healthz", flush=True)
-        results["healthz"] = wrk(base + "/healthz", 'wrk.method = "GET"\n', args.duration, args.connections)
-        print("(b) heartbeats", flush=True)
+        etcd_port, peer_port = free_port(), free_port()
+        etcd = subprocess.Popen(["etcd", "--data-dir", os.path.join(workdir, "etcd"), "--listen-client-urls", f"http://127.0.0.1:{etcd_port}",
+                                 "--advertise-client-urls", f"http://127.0.0.1:{etcd_port}", "--listen-peer-urls", f"http://127.0.0.1:{peer_port}",
+                                 "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer_port}",
+                                 "--initial-cluster", f"default=http://127.0.0.1:{peer_port}"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        procs.append(etcd)
+        time.sleep(2)
+        conn = http.client.HTTPConnection("127.0.0.1", etcd_port)
+        lease_ids = []
+        for _ in range(args.tunnels):
+            conn.request("POST", "/v3/lease/grant", json.dumps({"TTL": 3600}), {"content-type": "application/json"})
+            lease_ids.append(json.loads(conn.getresponse().read())["ID"])
+        lease_file = os.path.join(workdir, "leases.txt")
+        with open(lease_file, "w") as f:
+            f.write("\n".join(lease_ids) + "\n")
+        etcd_lua = ids_lua(lease_file, "/v3/lease/keepalive", '{"ID": "%s"}', {"Content-Type": "application/json"})
+
+        # (a), (b) and (c) take turns, round after round, so that the machine's drift over the run
+        # (it is shared) falls on all three alike; each is reported as its median round.
         hb_lua = ids_lua(ids_file, "/v1/tunnels/%s/heartbeat", "", {"Authorization": f"Bearer {token}"})
-        results["heartbeat"] = wrk(base, hb_lua, args.duration, args.connections)
+        targets = {
+            "healthz": (base + "/healthz", 'wrk.method = "GET"\n'),
+            "heartbeat": (base, hb_lua),
+            "etcd": (f"http://127.0.0.1:{etcd_port}", etcd_lua),
+        }
+        rounds = {name: [] for name in targets}
+        for n in range(args.rounds):
+            for name, (url, lua) in targets.items():
+                print(f"round {n + 1}/{args.rounds}: {name}", flush=True)
+                rounds[name].append(wrk(url, lua, args.duration, args.connections, warmup=WARMUP_SECS if n == 0 else 0))
+        for name, runs in rounds.items():
+            results[name] = median_run(runs)
         lost = int(pg.psql(f"SELECT count(*) FROM tunnels WHERE slug LIKE 'bench-%' AND last_heartbeat_at IS NULL", "warren"))
         results["heartbeat"]["never_renewed"] = lost
 
@@ -253,26 +293,6 @@ def main():
             results["flushes"][flushes] = r
             variant.send_signal(signal.SIGTERM)
             variant.wait(timeout=15)
-
-        print("(c) etcd lease keep-alive", flush=True)
-        etcd_port, peer_port = free_port(), free_port()
-        etcd = subprocess.Popen(["etcd", "--data-dir", os.path.join(workdir, "etcd"), "--listen-client-urls", f"http://127.0.0.1:{etcd_port}",
-                                 "--advertise-client-urls", f"http://127.0.0.1:{etcd_port}", "--listen-peer-urls", f"http://127.0.0.1:{peer_port}",
-                                 "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer_port}",
-                                 "--initial-cluster", f"default=http://127.0.0.1:{peer_port}"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        procs.append(etcd)
-        time.sleep(2)
-        conn = http.client.HTTPConnection("127.0.0.1", etcd_port)
-        lease_ids = []
-        for _ in range(args.tunnels):
-            conn.request("POST", "/v3/lease/grant", json.dumps({"TTL": 3600}), {"content-type": "application/json"})
-            lease_ids.append(json.loads(conn.getresponse().read())["ID"])
-        lease_file = os.path.join(workdir, "leases.txt")
-        with open(lease_file, "w") as f:
-            f.write("\n".join(lease_ids) + "\n")
-        etcd_lua = ids_lua(lease_file, "/v3/lease/keepalive", '{"ID": "%s"}', {"Content-Type": "application/json"})
-        results["etcd"] = wrk(f"http://127.0.0.1:{etcd_port}", etcd_lua, args.duration, args.connections)
 
         print("(d) pgbench, one UPDATE per heartbeat", flush=True)
         pg.psql("CREATE DATABASE pgb")
@@ -345,8 +365,9 @@ def render(r, args):
         "## Heartbeat pipeline",
         "",
         f"`bench/heartbeat.py` on {time.strftime('%Y-%m-%d')}: one run, everything on loopback on this 2-core machine, "
-        f"wrk with {args.connections} connections for {args.duration} s per row (after a discarded {WARMUP_SECS} s warm-up "
-        f"against the same target), {args.tunnels:,} tunnels / leases.",
+        f"wrk with {args.connections} connections, {args.tunnels:,} tunnels / leases. (a), (b) and (c) took turns for "
+        f"{args.rounds} rounds of {args.duration} s each (after a discarded {WARMUP_SECS} s warm-up against each target); "
+        "each row is the median round, and the ratios are ratios of those medians.",
         "",
         "| what | requests/s | p50 ms | p99 ms |",
         "| --- | ---: | ---: | ---: |",
@@ -364,6 +385,10 @@ def render(r, args):
         f"| time to reap {args.reap:,} leases expiring together | ≤ 5 s | {reap['seconds']:.2f} s |" if reap["seconds"] is not None else f"| time to reap {args.reap:,} leases | ≤ 5 s | not finished within 30 s |",
         f"| heartbeat p99 during that reap | ≤ 50 ms | {reap['hb_p99']:.2f} ms ({reap['hb_rps']:,.0f} req/s) |",
         f"| Warren peak RSS, {args.reap + args.tunnels:,} live tunnels under load | ≤ 150 MB | {r['rss_kb'] / 1024:.0f} MB |",
+        "",
+        "Requests/s of each round: " + "; ".join(
+            f"{name} " + ", ".join(f"{x:,.0f}" for x in r[key]["each_rps"]) for name, key in
+            (("(a)", "healthz"), ("(b)", "heartbeat"), ("(c)", "etcd"))) + ".",
         "",
         f"Heartbeat answers other than 2xx: {hb['non2xx']}; tunnels never renewed during (b): {hb['never_renewed']}.",
         "",
