@@ -200,3 +200,79 @@ async fn an_unchanged_connector_rides_the_batch_and_a_changed_one_is_still_writt
     .await;
     assert_eq!(listed[0]["version"], "2026.2.0", "{listed}");
 }
+
+#[tokio::test]
+async fn a_batch_that_postgresql_picks_as_a_deadlock_victim_is_tried_again_and_answered_200() {
+    let app = TestApp::spawn().await;
+    let user = app.user().await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let t = app.tunnel(&user.token, json!({"requestedPort": 1})).await;
+        ids.push(Uuid::parse_str(t["id"].as_str().unwrap()).unwrap());
+    }
+    ids.sort();
+    let (a, b, z) = (ids[0], ids[1], ids[2]);
+    // On a table of three rows PostgreSQL scans it whole, in heap order; on a table of some
+    // size the batch's plan is the nested loop over the primary key that locks in id order,
+    // which this choreography relies on.
+    sqlx::query(
+        "INSERT INTO tunnels (id, account_id, slug, status, requested_port, lease_expires_at)
+         SELECT gen_random_uuid(), account_id, 'filler-' || i, 'active', 1, now() + interval '1 day'
+         FROM generate_series(1, 5000) i, (SELECT account_id FROM tunnels WHERE id = $1) owner",
+    )
+    .bind(a)
+    .execute(&app.db)
+    .await
+    .unwrap();
+    sqlx::query("ANALYZE tunnels")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let lock = |id: Uuid| sqlx::query("SELECT 1 FROM tunnels WHERE id = $1 FOR UPDATE").bind(id);
+    // `holder` holds z, so the one flush in flight waits on it while a and b queue behind it
+    // and then go out together in one batch.
+    let mut holder = app.db.begin().await.unwrap();
+    lock(z).execute(&mut *holder).await.unwrap();
+    // `rival` holds b, and later asks for a, which the batch holds by then: a deadlock. Its
+    // own deadlock check comes long after the batch's, so the batch is the victim.
+    let mut rival = app.db.begin().await.unwrap();
+    sqlx::query("SET LOCAL deadlock_timeout = '20s'")
+        .execute(&mut *rival)
+        .await
+        .unwrap();
+    lock(b).execute(&mut *rival).await.unwrap();
+
+    let pause = || tokio::time::sleep(std::time::Duration::from_millis(300));
+    let later = |id: Uuid| {
+        let app = &app;
+        let token = user.token.clone();
+        async move {
+            pause().await;
+            app.heartbeat(&token, &id.to_string()).await
+        }
+    };
+    let choreography = async {
+        pause().await;
+        pause().await;
+        holder.commit().await.unwrap();
+        pause().await;
+        lock(a).execute(&mut *rival).await.unwrap();
+        rival.commit().await.unwrap();
+    };
+    let first = z.to_string();
+    let (hz, ha, hb, ()) = tokio::join!(
+        app.heartbeat(&user.token, &first),
+        later(a),
+        later(b),
+        choreography
+    );
+    for answer in [hz, ha, hb] {
+        json_of(answer, StatusCode::OK).await;
+    }
+    assert!(
+        metric(&app, "warren_heartbeat_batch_retries_total")
+            .await
+            .is_some_and(|n| n >= 1.0),
+        "the batch was not tried again"
+    );
+}

@@ -15,9 +15,14 @@
 //! Flushes keep their connections between batches instead of going through the pool, whose
 //! acquire pings the server first: that round trip was one more per batch on the hot path. A
 //! kept connection may have died since (PostgreSQL restarted), so a batch that fails on one
-//! because the server is unreachable, or that PostgreSQL chose as a deadlock victim, is
-//! tried once more on a connection from the pool. Renewing twice is harmless: a renewal only
-//! moves a lease forward.
+//! because the server is unreachable is tried once more on a connection from the pool.
+//!
+//! A batch locks its rows in id order when PostgreSQL plans it as a nested loop over the
+//! primary key, as it does on any table of some size; on a tiny table it may scan in heap
+//! order instead, and two batches in flight (or two replicas) could then deadlock. The one
+//! PostgreSQL aborts steps aside briefly and is tried again, up to three times. Renewing twice
+//! is harmless: a renewal only moves a lease forward. Every retry counts in
+//! `warren_heartbeat_batch_retries_total`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -161,6 +166,11 @@ async fn collect(
     let _ = permits.acquire_many(settings.max_in_flight as u32).await;
 }
 
+/// How often a batch PostgreSQL aborted as a deadlock victim is tried again, and how long it
+/// first waits (times the attempt).
+const DEADLOCK_RETRIES: u32 = 3;
+const DEADLOCK_BACKOFF: Duration = Duration::from_millis(10);
+
 /// Connections flushes keep between batches (at most one per flush in flight).
 type Kept = Arc<Mutex<Vec<PoolConnection<Postgres>>>>;
 
@@ -173,23 +183,31 @@ async fn renew(
     renewals: &[Renewal],
 ) -> Result<Vec<RenewedRow>, sqlx::Error> {
     let held = kept.lock().unwrap_or_else(|e| e.into_inner()).pop();
-    let fresh = held.is_none();
+    let mut fresh = held.is_none();
     let mut conn = match held {
         Some(conn) => conn,
         None => pool.acquire().await?,
     };
     let mut result = store::renew_many(&mut conn, renewals, settings.lease_ttl).await;
-    if let Err(err) = &result {
+    let mut deadlocks = 0;
+    while let Err(err) = &result {
         let deadlock = err
             .as_database_error()
             .is_some_and(|db| db.code().as_deref() == Some("40P01"));
-        if deadlock {
-            result = store::renew_many(&mut conn, renewals, settings.lease_ttl).await;
+        if deadlock && deadlocks < DEADLOCK_RETRIES {
+            // Step aside first, so the transaction that won can finish.
+            deadlocks += 1;
+            tracing::warn!("heartbeat batch chosen as a deadlock victim; trying it again");
+            tokio::time::sleep(DEADLOCK_BACKOFF * deadlocks).await;
         } else if !fresh && is_unavailable(err) {
+            fresh = true;
             drop(conn);
             conn = pool.acquire().await?;
-            result = store::renew_many(&mut conn, renewals, settings.lease_ttl).await;
+        } else {
+            break;
         }
+        metrics::counter!("warren_heartbeat_batch_retries_total").increment(1);
+        result = store::renew_many(&mut conn, renewals, settings.lease_ttl).await;
     }
     if result.is_ok() {
         kept.lock().unwrap_or_else(|e| e.into_inner()).push(conn);

@@ -299,8 +299,8 @@ pub async fn renew_many(
     let rows = sqlx::query!(
         r#"WITH renewed AS (
                -- The input sorted by id drives a nested loop over the primary key, so rows
-               -- are locked in id order; should two batches still deadlock, the batcher
-               -- retries the one PostgreSQL aborted.
+               -- are locked in id order (on a tiny table the plan may differ; should two
+               -- batches then deadlock, the batcher retries the one PostgreSQL aborted).
                UPDATE tunnels t SET
                    status = CASE WHEN t.status = 'creating' THEN 'active' ELSE t.status END,
                    -- never backwards: a batch that started earlier but got the row lock later
