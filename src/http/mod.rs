@@ -18,7 +18,7 @@ pub mod tunnels;
 use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{header, HeaderName, Method, StatusCode, Uri};
+use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::{middleware, Router};
@@ -150,5 +150,39 @@ fn ensure_problem(response: Response) -> Response {
             fresh.headers_mut().insert(name.clone(), value.clone());
         }
     }
+    // A timed-out request gets the same advice as every other 503 (see the OpenAPI document).
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        fresh
+            .headers_mut()
+            .entry(header::RETRY_AFTER)
+            .or_insert(HeaderValue::from_static("1"));
+    }
     fresh
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bodiless_503_such_as_the_timeouts_becomes_problem_json_with_retry_after() {
+        let bare = StatusCode::SERVICE_UNAVAILABLE.into_response();
+        let answer = ensure_problem(bare);
+        assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            answer.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+        assert_eq!(answer.headers()[header::RETRY_AFTER], "1");
+    }
+
+    #[test]
+    fn a_bodiless_413_becomes_problem_json_without_retry_after() {
+        let answer = ensure_problem(StatusCode::PAYLOAD_TOO_LARGE.into_response());
+        assert_eq!(
+            answer.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+        assert!(!answer.headers().contains_key(header::RETRY_AFTER));
+    }
 }
