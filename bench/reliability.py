@@ -125,7 +125,9 @@ def lost(pg, db, acked):
     """Acknowledged renewals the database does not hold (stored older than acknowledged)."""
     rows = pg.psql("SELECT id || ' ' || coalesce(to_char(last_heartbeat_at AT TIME ZONE 'UTC', "
                    "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), '') FROM tunnels", db)
-    stored = dict(line.split(" ", 1) for line in rows.splitlines() if line)
+    # (partition, not split: psql's output is stripped, so a last row without a heartbeat
+    # loses its trailing space)
+    stored = {tid: at for tid, _, at in (line.partition(" ") for line in rows.splitlines() if line)}
     # A tunnel that ended meanwhile has no heartbeat any more: it cannot have lost one by
     # being renewed backwards, so only live rows are compared.
     return sum(1 for tid, at in acked.items() if stored.get(tid) and stored[tid] < at)
