@@ -174,8 +174,8 @@ const DEADLOCK_BACKOFF: Duration = Duration::from_millis(10);
 /// Connections flushes keep between batches (at most one per flush in flight).
 type Kept = Arc<Mutex<Vec<PoolConnection<Postgres>>>>;
 
-/// Renews the batch on a kept connection, or one from the pool; see the module docs for the
-/// one retry.
+/// Renews the batch on a kept connection, or one from the pool; see the module docs for when
+/// it is tried again.
 async fn renew(
     pool: &PgPool,
     kept: &Kept,
