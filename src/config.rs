@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::connectors::origin::TrustedProxies;
+use crate::net::TrustedProxies;
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -75,10 +75,5 @@ impl Config {
             heartbeat_batch_max: 500,
             heartbeat_flushes_in_flight: 1,
         }
-    }
-
-    /// The interval agents are told to heartbeat at: TTL / 3, rounded down, at least 1 s.
-    pub fn heartbeat_interval_secs(&self) -> u64 {
-        (self.lease_ttl.as_secs() / 3).max(1)
     }
 }

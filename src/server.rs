@@ -1,4 +1,7 @@
 //! Starting and stopping the service: the same code for `warren serve` and for the tests.
+//!
+//! [`build_state`] wires the domain services from the configuration; [`Server::start`] binds
+//! the listener, serves [`app`], and starts the background tasks beside it.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -13,15 +16,18 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::cache::{self, TokenCache};
 use crate::auth::jwt::JwtKeys;
-use crate::auth::ratelimit::RateLimiter;
+use crate::auth::{self, Auth};
 use crate::config::Config;
 use crate::connectors::store::Clocks;
-use crate::connectors::sweeper;
+use crate::connectors::{sweeper::Sweeper, Connectors};
 use crate::db::gate::{self, Gate};
-use crate::fleet;
+use crate::fleet::{retention::Retention, Fleet};
 use crate::state::{AppState, Services};
+use crate::tasks::{spawn_periodic, supervise};
+use crate::telemetry::Meter;
 use crate::tunnels::batcher::{Batcher, BatcherSettings};
-use crate::tunnels::reaper;
+use crate::tunnels::reaper::{self, Reaper};
+use crate::tunnels::{self, Tunnels};
 
 /// The router for a state.
 pub fn app(state: AppState) -> Router {
@@ -42,6 +48,105 @@ pub async fn serve(
     .await
 }
 
+/// The heartbeat batcher's collector, to run beside the server (see [`Server::start`]).
+pub type RunBatcher = Box<dyn FnOnce(CancellationToken) -> tokio::task::JoinHandle<()> + Send>;
+
+/// The services for `config` on `pool` (already migrated), and the heartbeat batcher's
+/// collector, which must run for heartbeats to be answered.
+pub fn build_state(config: Config, pool: PgPool) -> anyhow::Result<(AppState, RunBatcher)> {
+    let meter = Meter::new();
+    let keys = JwtKeys::load(
+        config.jwt_secret.as_deref(),
+        &config.jwt_previous_secrets,
+        &config.data_dir,
+        config.access_token_ttl,
+    )?;
+    let auth = Auth::new(
+        pool.clone(),
+        keys,
+        Arc::new(TokenCache::new()),
+        auth::Settings {
+            allow_registration: config.allow_registration,
+            login_attempts_per_minute: config.login_attempts_per_minute,
+        },
+    );
+    let (heartbeats, run_batcher) = Batcher::new(
+        pool.clone(),
+        BatcherSettings {
+            lease_ttl: config.lease_ttl,
+            max_batch: config.heartbeat_batch_max,
+            max_in_flight: config.heartbeat_flushes_in_flight,
+            meter: meter.clone(),
+        },
+    );
+    let settings = tunnels::Settings {
+        lease_ttl: config.lease_ttl,
+        base_domain: config.base_domain.clone(),
+        reconnect_grace: config.reconnect_grace,
+    };
+    let state = AppState::new(Services {
+        tunnels: Tunnels::new(pool.clone(), settings, heartbeats, meter.clone()),
+        connectors: Connectors::new(pool.clone(), clocks(&config)),
+        fleet: Fleet::new(pool.clone()),
+        auth,
+        gate: Gate::new(meter.clone()),
+        db: pool,
+        config: Arc::new(config),
+        meter,
+    });
+    Ok((state, Box::new(run_batcher)))
+}
+
+fn clocks(config: &Config) -> Clocks {
+    Clocks {
+        lease_ttl: config.lease_ttl,
+        grace: config.reconnect_grace,
+    }
+}
+
+/// Starts the supervised background tasks of `state` in `tasks`, until `shutdown`.
+pub fn spawn_tasks(state: &AppState, tasks: &mut JoinSet<()>, shutdown: &CancellationToken) {
+    let (db, config) = (state.db.clone(), state.config.clone());
+    let settings = reaper::Settings {
+        interval: config.reaper_interval,
+        batch: config.reaper_batch,
+        lease_ttl: config.lease_ttl,
+        stall_after: reaper::Settings::stall_after(config.lease_ttl, config.reaper_interval),
+        history_retention: config.history_retention,
+    };
+    spawn_periodic(
+        tasks,
+        shutdown,
+        Reaper::new(db.clone(), settings, state.meter.clone()),
+    );
+    let sweeper = Sweeper {
+        pool: db.clone(),
+        interval: config.connector_sweep_interval,
+        clocks: clocks(&config),
+    };
+    spawn_periodic(tasks, shutdown, sweeper);
+    let retention = Retention {
+        pool: db.clone(),
+        interval: config.fleet_retention_interval,
+        batch: config.fleet_retention_batch,
+    };
+    spawn_periodic(tasks, shutdown, retention);
+
+    let gate = state.gate.clone();
+    let probe_db = db.clone();
+    tasks.spawn(supervise(
+        "database probe",
+        shutdown.clone(),
+        move |token| gate::probe(probe_db.clone(), gate.clone(), token),
+    ));
+    let revoked = state.auth.token_cache();
+    tasks.spawn(supervise(
+        "token revocations",
+        shutdown.clone(),
+        move |token| cache::listen(db.clone(), revoked.clone(), token),
+    ));
+}
+
 /// A running Warren: the HTTP server and its supervised background tasks.
 pub struct Server {
     pub addr: SocketAddr,
@@ -54,100 +159,19 @@ impl Server {
     /// Builds the state on `pool` (already migrated), binds `config.listen`, and starts
     /// serving and the background tasks.
     pub async fn start(config: Config, pool: PgPool) -> anyhow::Result<Self> {
-        crate::http::metrics::handle();
-        let keys = JwtKeys::load(
-            config.jwt_secret.as_deref(),
-            &config.jwt_previous_secrets,
-            &config.data_dir,
-            config.access_token_ttl,
-        )?;
-        let config_attempts = config.login_attempts_per_minute;
-        let (heartbeats, run_batcher) = Batcher::new(
-            pool.clone(),
-            BatcherSettings {
-                lease_ttl: config.lease_ttl,
-                max_batch: config.heartbeat_batch_max,
-                max_in_flight: config.heartbeat_flushes_in_flight,
-            },
-        );
-        let state = AppState::new(Services {
-            db: pool,
-            config: Arc::new(config),
-            keys: Arc::new(keys),
-            tokens: Arc::new(TokenCache::new()),
-            login_limiter: Arc::new(RateLimiter::new(
-                config_attempts,
-                std::time::Duration::from_secs(60),
-            )),
-            heartbeats,
-            gate: Gate::default(),
-        });
+        let (state, run_batcher) = build_state(config, pool)?;
         let listener = TcpListener::bind(state.config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", state.config.listen))?;
         let addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
-
-        let (db, config) = (state.db.clone(), state.config.clone());
-        tasks.spawn(supervise("reaper", shutdown.clone(), move |token| {
-            let settings = reaper::Settings {
-                interval: config.reaper_interval,
-                batch: config.reaper_batch,
-                lease_ttl: config.lease_ttl,
-                stall_after: reaper::Settings::stall_after(
-                    config.lease_ttl,
-                    config.reaper_interval,
-                ),
-                history_retention: config.history_retention,
-            };
-            reaper::run(db.clone(), settings, token)
-        }));
-
-        let (db, config) = (state.db.clone(), state.config.clone());
-        let clocks = Clocks {
-            lease_ttl: config.lease_ttl,
-            grace: config.reconnect_grace,
-        };
-        tasks.spawn(supervise(
-            "connector sweeper",
-            shutdown.clone(),
-            move |token| sweeper::run(db.clone(), config.connector_sweep_interval, clocks, token),
-        ));
-
-        let (db, config) = (state.db.clone(), state.config.clone());
-        tasks.spawn(supervise(
-            "fleet-retention",
-            shutdown.clone(),
-            move |token| {
-                fleet::retention::run(
-                    db.clone(),
-                    config.fleet_retention_interval,
-                    config.fleet_retention_batch,
-                    token,
-                )
-            },
-        ));
-
-        let (db, gate) = (state.db.clone(), state.gate.clone());
-        tasks.spawn(supervise(
-            "database probe",
-            shutdown.clone(),
-            move |token| gate::probe(db.clone(), gate.clone(), token),
-        ));
-
-        let (db, tokens) = (state.db.clone(), state.tokens.clone());
-        tasks.spawn(supervise(
-            "token-revocations",
-            shutdown.clone(),
-            move |token| cache::listen(db.clone(), tokens.clone(), token),
-        ));
+        spawn_tasks(&state, &mut tasks, &shutdown);
 
         // The heartbeat batcher outlives the HTTP server's drain: requests still in flight
         // when SIGTERM comes wait for their batch, and the batcher flushes what is queued.
         let flush_stop = CancellationToken::new();
         let batcher = run_batcher(flush_stop.clone());
-
         let stop = shutdown.clone();
         let router = app(state.clone());
         tasks.spawn(async move {
@@ -193,28 +217,6 @@ impl Server {
             if let Err(err) = result {
                 tracing::error!(error = %err, "a background task panicked");
             }
-        }
-    }
-}
-
-/// Runs a background task until `shutdown`, restarting it (after a pause) if it panics.
-async fn supervise<F, Fut>(name: &'static str, shutdown: CancellationToken, task: F)
-where
-    F: Fn(CancellationToken) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    loop {
-        let handle = tokio::spawn(task(shutdown.child_token()));
-        match handle.await {
-            Ok(()) => return,
-            Err(err) if err.is_panic() && !shutdown.is_cancelled() => {
-                tracing::error!(task = name, "background task panicked; restarting it");
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
-                }
-            }
-            Err(_) => return,
         }
     }
 }

@@ -1,16 +1,18 @@
-//! The one state every handler receives.
+//! The one state every handler of every adapter receives: the domain services, and what the
+//! HTTP layer itself needs (the configuration, the database gate, the metrics registry).
 
 use std::sync::Arc;
 
 use axum::extract::FromRef;
 use sqlx::PgPool;
 
-use crate::auth::cache::TokenCache;
-use crate::auth::jwt::JwtKeys;
-use crate::auth::ratelimit::RateLimiter;
+use crate::auth::Auth;
 use crate::config::Config;
+use crate::connectors::Connectors;
 use crate::db::gate::Gate;
-use crate::tunnels::batcher::Batcher;
+use crate::fleet::Fleet;
+use crate::telemetry::Meter;
+use crate::tunnels::Tunnels;
 
 /// Cheap to clone: one reference count. Every request clones it once per extractor that reads
 /// it, and a clone of eight separate handles showed up in the heartbeat profile.
@@ -20,11 +22,12 @@ pub struct AppState(Arc<Services>);
 pub struct Services {
     pub db: PgPool,
     pub config: Arc<Config>,
-    pub keys: Arc<JwtKeys>,
-    pub tokens: Arc<TokenCache>,
-    pub login_limiter: Arc<RateLimiter>,
-    pub heartbeats: Batcher,
+    pub auth: Auth,
+    pub tunnels: Tunnels,
+    pub connectors: Connectors,
+    pub fleet: Fleet,
     pub gate: Gate,
+    pub meter: Meter,
 }
 
 impl AppState {

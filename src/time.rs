@@ -1,7 +1,15 @@
-//! Timestamps as the API shows them: RFC 3339, UTC, milliseconds (`2026-03-05T10:30:00.000Z`).
+//! Timestamps as the API shows them: RFC 3339, UTC, milliseconds (`2026-03-05T10:30:00.000Z`),
+//! and durations as SQL takes them.
+
+use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Serialize, Serializer};
+
+/// A duration in whole milliseconds, as SQL statements take it (`$n::bigint * interval '1 ms'`).
+pub fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
 
 /// A UTC instant that serializes with millisecond precision and a `Z` suffix.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

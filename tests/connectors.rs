@@ -446,7 +446,7 @@ async fn the_connector_routes_need_their_scopes() {
 #[tokio::test]
 async fn origin_ip_honours_x_forwarded_for_only_from_trusted_proxies() {
     for (trusted, expected) in [("", "127.0.0.1"), ("127.0.0.0/8", "203.0.113.7")] {
-        let proxies = warren::connectors::origin::TrustedProxies::parse(trusted).unwrap();
+        let proxies = warren::net::TrustedProxies::parse(trusted).unwrap();
         let app = TestApp::spawn_with(|c| c.trusted_proxies = proxies).await;
         let (user, tunnel) = setup(&app).await;
         let response = app

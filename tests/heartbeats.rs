@@ -270,9 +270,12 @@ async fn a_batch_that_postgresql_picks_as_a_deadlock_victim_is_tried_again_and_a
         json_of(answer, StatusCode::OK).await;
     }
     assert!(
-        metric(&app, "warren_heartbeat_batch_retries_total")
-            .await
-            .is_some_and(|n| n >= 1.0),
+        metric(
+            &app,
+            r#"warren_heartbeat_batch_retries_total{reason="deadlock"}"#
+        )
+        .await
+        .is_some_and(|n| n >= 1.0),
         "the batch was not tried again"
     );
 }

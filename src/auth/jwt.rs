@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::{Principal, Scopes};
-use crate::http::error::AppError;
+use crate::error::Error;
 
 pub const ISSUER: &str = "warren";
 pub const AUDIENCE: &str = "warren-api";
@@ -101,12 +101,7 @@ impl JwtKeys {
         self.ttl
     }
 
-    pub fn issue(
-        &self,
-        user_id: Uuid,
-        account_id: Uuid,
-        scopes: Scopes,
-    ) -> Result<String, AppError> {
+    pub fn issue(&self, user_id: Uuid, account_id: Uuid, scopes: Scopes) -> Result<String, Error> {
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             iss: ISSUER.into(),
@@ -119,12 +114,12 @@ impl JwtKeys {
         };
         let mut header = Header::new(Algorithm::HS256);
         header.kid = Some(self.kid.clone());
-        encode(&header, &claims, &self.encoding).map_err(AppError::internal)
+        encode(&header, &claims, &self.encoding).map_err(Error::internal)
     }
 
     /// Verifies the key id, signature, algorithm, issuer, audience and expiry.
-    pub fn verify(&self, token: &str) -> Result<Principal, AppError> {
-        let refused = || AppError::Unauthorized("the access token is invalid or expired".into());
+    pub fn verify(&self, token: &str) -> Result<Principal, Error> {
+        let refused = || Error::Unauthorized("the access token is invalid or expired".into());
         let header = decode_header(token).map_err(|_| refused())?;
         let key = self
             .decoding

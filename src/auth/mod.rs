@@ -1,18 +1,23 @@
-//! Who is calling: scopes, the authenticated principal, and its extractor.
+//! Who is calling: scopes, the authenticated principal, and the [`Auth`] service that
+//! registers users, logs them in, issues API tokens and authenticates requests.
 
+mod api_tokens;
 pub mod cache;
 pub mod jwt;
 pub mod password;
 pub mod ratelimit;
+mod service;
 pub mod tokens;
 pub mod users;
 
-use axum::extract::{FromRef, FromRequestParts};
-use axum::http::{header, request::Parts, HeaderMap};
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, Type};
+use utoipa::openapi::RefOr;
 use uuid::Uuid;
 
-use crate::http::error::AppError;
-use crate::state::AppState;
+use crate::error::Error;
+
+pub use api_tokens::{NewApiToken, TokenView};
+pub use service::{Auth, LoggedIn, Registered, Settings};
 
 /// A permission a token carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -108,84 +113,43 @@ pub struct Principal {
 }
 
 impl Principal {
-    /// 403 unless the caller holds `scope`.
-    pub fn require(&self, scope: Scope) -> Result<(), AppError> {
+    /// Forbidden unless the caller holds `scope`.
+    pub fn require(&self, scope: Scope) -> Result<(), Error> {
         if self.scopes.contains(scope) {
             Ok(())
         } else {
-            Err(AppError::Forbidden(format!(
+            Err(Error::Forbidden(format!(
                 "this token lacks the `{}` scope",
                 scope.as_str()
             )))
         }
     }
 
-    /// 403 unless the caller holds at least one of `scopes`.
-    pub fn require_any(&self, scopes: &[Scope]) -> Result<(), AppError> {
+    /// Forbidden unless the caller holds at least one of `scopes`.
+    pub fn require_any(&self, scopes: &[Scope]) -> Result<(), Error> {
         if scopes.iter().any(|s| self.scopes.contains(*s)) {
             return Ok(());
         }
         let names: Vec<_> = scopes.iter().map(|s| format!("`{}`", s.as_str())).collect();
-        Err(AppError::Forbidden(format!(
+        Err(Error::Forbidden(format!(
             "this token needs one of the scopes {}",
             names.join(", ")
         )))
     }
 }
 
-/// The bearer token of a request, if it carries one.
-fn bearer(headers: &HeaderMap) -> Result<Option<&str>, AppError> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Ok(None);
-    };
-    let value = value
-        .to_str()
-        .map_err(|_| AppError::Unauthorized("the Authorization header is not valid text".into()))?;
-    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
-    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-        return Err(AppError::Unauthorized(
-            "the Authorization header must be `Bearer <token>`".into(),
-        ));
-    }
-    Ok(Some(token.trim()))
+/// The scope names, from [`Scope::ALL`], as the OpenAPI document lists them.
+pub fn scope_schema() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(Scope::ALL.map(Scope::as_str)))
+        .into()
 }
 
-/// Authenticates a bearer token: an API token (`wrn_…`) or an access token (JWT).
-pub async fn authenticate_bearer(state: &AppState, token: &str) -> Result<Principal, AppError> {
-    if token.starts_with(tokens::PREFIX) {
-        let hash = tokens::digest(token);
-        if let Some(principal) = state.tokens.get(&hash) {
-            return Ok(principal);
-        }
-        let epoch = state.tokens.epoch();
-        let mut conn = state.db.acquire().await?;
-        let grant = tokens::principal_for(&mut conn, &hash)
-            .await?
-            .ok_or_else(|| AppError::Unauthorized("the API token is invalid or revoked".into()))?;
-        let principal = grant.principal;
-        state
-            .tokens
-            .insert(epoch, hash, principal.clone(), grant.expires_at);
-        Ok(principal)
-    } else {
-        state.keys.verify(token)
-    }
-}
-
-impl<S> FromRequestParts<S> for Principal
-where
-    AppState: FromRef<S>,
-    S: Send + Sync,
-{
-    type Rejection = AppError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let state = AppState::from_ref(state);
-        match bearer(&parts.headers)? {
-            Some(token) => authenticate_bearer(&state, token).await,
-            None => Err(AppError::Unauthorized(
-                "this route needs an `Authorization: Bearer <token>` header".into(),
-            )),
-        }
-    }
+/// A token's scopes: at least one scope name.
+pub fn scope_list_schema() -> Schema {
+    ArrayBuilder::new()
+        .items(RefOr::T(scope_schema()))
+        .min_items(Some(1))
+        .into()
 }

@@ -3,9 +3,9 @@
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, SaltString};
 use argon2::{Argon2, PasswordVerifier};
 
-use crate::http::error::AppError;
+use crate::error::Error;
 
-pub async fn hash(password: String) -> Result<String, AppError> {
+pub async fn hash(password: String) -> Result<String, Error> {
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
         Argon2::default()
@@ -14,13 +14,13 @@ pub async fn hash(password: String) -> Result<String, AppError> {
             .map_err(|e| anyhow::anyhow!("argon2 hashing failed: {e}"))
     })
     .await
-    .map_err(AppError::internal)?
-    .map_err(AppError::Internal)
+    .map_err(Error::internal)?
+    .map_err(Error::Internal)
 }
 
 /// Checks `password` against `stored`. With no stored hash (unknown email) it still does the
 /// same work against a fixed hash, so the answer takes as long either way.
-pub async fn verify(password: String, stored: Option<String>) -> Result<bool, AppError> {
+pub async fn verify(password: String, stored: Option<String>) -> Result<bool, Error> {
     tokio::task::spawn_blocking(move || {
         let known = stored.is_some();
         let stored = stored.unwrap_or_else(|| DUMMY_HASH.clone());
@@ -32,8 +32,8 @@ pub async fn verify(password: String, stored: Option<String>) -> Result<bool, Ap
         Ok(ok && known)
     })
     .await
-    .map_err(AppError::internal)?
-    .map_err(AppError::Internal)
+    .map_err(Error::internal)?
+    .map_err(Error::Internal)
 }
 
 static DUMMY_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::Config;
-use crate::connectors::origin::TrustedProxies;
+use crate::net::TrustedProxies;
 
 #[derive(Parser, Debug)]
 #[command(name = "warren", version, about = "A self-hosted tunnel registry")]

@@ -2,8 +2,8 @@
 //! connections to edge locations: the report a heartbeat carries, its validation, and the
 //! seed's Client shape (`cloudflare-tunnel-connections.txt`).
 
-pub mod origin;
 pub mod report;
+mod service;
 pub mod store;
 pub mod sweeper;
 
@@ -13,6 +13,7 @@ use uuid::Uuid;
 use crate::time::Timestamp;
 
 pub use report::{parse_report, Report, ReportedConnection};
+pub use service::Connectors;
 
 /// A connector as the API shows it: the seed's Client (camelCase here; the compatible routes
 /// rename the keys to the seed's snake_case).

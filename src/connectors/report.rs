@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::http::error::AppError;
+use crate::error::Error;
 
 /// At most this many connections per connector report.
 pub const MAX_CONNECTIONS: usize = 64;
@@ -60,7 +60,7 @@ impl Report {
 impl Report {
     /// SHA-256 of everything the report says, and the caller's address: equal fingerprints
     /// mean nothing but the connector's liveness needs writing, so the heartbeat batch can
-    /// carry it (see `crate::tunnels::batcher`). Stored as the connector's `report_hash`.
+    /// carry it (see [`crate::tunnels::batcher`]). Stored as the connector's `report_hash`.
     pub fn fingerprint(&self, origin_ip: Option<&str>) -> Vec<u8> {
         let mut hash = Sha256::new();
         hash.update(self.connections_hash());
@@ -86,7 +86,7 @@ impl Report {
 
 /// Validates `connector` of a heartbeat body, naming the offending field (`connector.…`).
 /// `null` means no connector. Unknown members are ignored, for agents newer than Warren.
-pub fn parse_report(value: &Value) -> Result<Option<Report>, AppError> {
+pub fn parse_report(value: &Value) -> Result<Option<Report>, Error> {
     if value.is_null() {
         return Ok(None);
     }
@@ -94,7 +94,7 @@ pub fn parse_report(value: &Value) -> Result<Option<Report>, AppError> {
     let connections = match obj.get("connections") {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(items)) if items.len() > MAX_CONNECTIONS => {
-            return Err(AppError::invalid(
+            return Err(Error::invalid(
                 "connector.connections",
                 format!(
                     "a connector may report at most {MAX_CONNECTIONS} connections, got {}",
@@ -109,7 +109,7 @@ pub fn parse_report(value: &Value) -> Result<Option<Report>, AppError> {
                 let conn = object(item, &field)?;
                 let id = uuid_field(conn, &format!("{field}.id"), "id")?;
                 if parsed.iter().any(|c| c.id == id) {
-                    return Err(AppError::invalid(
+                    return Err(Error::invalid(
                         format!("{field}.id"),
                         format!("{field}.id repeats connection {id}"),
                     ));
@@ -123,7 +123,7 @@ pub fn parse_report(value: &Value) -> Result<Option<Report>, AppError> {
             parsed
         }
         Some(_) => {
-            return Err(AppError::invalid(
+            return Err(Error::invalid(
                 "connector.connections",
                 "connector.connections must be an array",
             ))
@@ -140,41 +140,38 @@ pub fn parse_report(value: &Value) -> Result<Option<Report>, AppError> {
     }))
 }
 
-fn object<'a>(value: &'a Value, field: &str) -> Result<&'a Map<String, Value>, AppError> {
+fn object<'a>(value: &'a Value, field: &str) -> Result<&'a Map<String, Value>, Error> {
     value
         .as_object()
-        .ok_or_else(|| AppError::invalid(field, format!("{field} must be an object")))
+        .ok_or_else(|| Error::invalid(field, format!("{field} must be an object")))
 }
 
-fn uuid_field(obj: &Map<String, Value>, field: &str, key: &str) -> Result<Uuid, AppError> {
-    let bad = || AppError::invalid(field, format!("{field} must be a UUID string"));
+fn uuid_field(obj: &Map<String, Value>, field: &str, key: &str) -> Result<Uuid, Error> {
+    let bad = || Error::invalid(field, format!("{field} must be a UUID string"));
     match obj.get(key) {
-        None | Some(Value::Null) => Err(AppError::invalid(field, format!("{field} is required"))),
+        None | Some(Value::Null) => Err(Error::invalid(field, format!("{field} is required"))),
         Some(Value::String(s)) if s.len() <= 36 => Uuid::try_parse(s).map_err(|_| bad()),
         Some(_) => Err(bad()),
     }
 }
 
-fn text(obj: &Map<String, Value>, field: &str, key: &str) -> Result<Option<String>, AppError> {
+fn text(obj: &Map<String, Value>, field: &str, key: &str) -> Result<Option<String>, Error> {
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => checked_text(s, field).map(Some),
-        Some(_) => Err(AppError::invalid(
-            field,
-            format!("{field} must be a string"),
-        )),
+        Some(_) => Err(Error::invalid(field, format!("{field} must be a string"))),
     }
 }
 
-fn checked_text(s: &str, field: &str) -> Result<String, AppError> {
+fn checked_text(s: &str, field: &str) -> Result<String, Error> {
     if s.chars().count() > MAX_TEXT {
-        return Err(AppError::invalid(
+        return Err(Error::invalid(
             field,
             format!("{field} must be at most {MAX_TEXT} characters"),
         ));
     }
     if s.chars().any(char::is_control) {
-        return Err(AppError::invalid(
+        return Err(Error::invalid(
             field,
             format!("{field} must not contain control characters"),
         ));
@@ -186,8 +183,8 @@ fn timestamp(
     obj: &Map<String, Value>,
     field: &str,
     key: &str,
-) -> Result<Option<DateTime<Utc>>, AppError> {
-    let bad = || AppError::invalid(field, format!("{field} must be an RFC 3339 timestamp"));
+) -> Result<Option<DateTime<Utc>>, Error> {
+    let bad = || Error::invalid(field, format!("{field} must be an RFC 3339 timestamp"));
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.len() <= 64 => DateTime::parse_from_rfc3339(s)
@@ -198,9 +195,9 @@ fn timestamp(
 }
 
 /// A whole number ≥ 0; a whole-valued decimal (`1.0`) is accepted.
-fn config_version(obj: &Map<String, Value>) -> Result<Option<i64>, AppError> {
+fn config_version(obj: &Map<String, Value>) -> Result<Option<i64>, Error> {
     let field = "connector.configVersion";
-    let bad = || AppError::invalid(field, format!("{field} must be a whole number ≥ 0"));
+    let bad = || Error::invalid(field, format!("{field} must be a whole number ≥ 0"));
     match obj.get("configVersion") {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => match (n.as_i64(), n.as_f64()) {
@@ -212,11 +209,11 @@ fn config_version(obj: &Map<String, Value>) -> Result<Option<i64>, AppError> {
     }
 }
 
-fn features(obj: &Map<String, Value>) -> Result<Vec<String>, AppError> {
+fn features(obj: &Map<String, Value>) -> Result<Vec<String>, Error> {
     let field = "connector.features";
     match obj.get("features") {
         None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::Array(items)) if items.len() > MAX_FEATURES => Err(AppError::invalid(
+        Some(Value::Array(items)) if items.len() > MAX_FEATURES => Err(Error::invalid(
             field,
             format!("{field} may list at most {MAX_FEATURES} features"),
         )),
@@ -225,13 +222,13 @@ fn features(obj: &Map<String, Value>) -> Result<Vec<String>, AppError> {
             .enumerate()
             .map(|(i, item)| match item {
                 Value::String(s) => checked_text(s, &format!("{field}[{i}]")),
-                _ => Err(AppError::invalid(
+                _ => Err(Error::invalid(
                     format!("{field}[{i}]"),
                     format!("{field}[{i}] must be a string"),
                 )),
             })
             .collect(),
-        Some(_) => Err(AppError::invalid(
+        Some(_) => Err(Error::invalid(
             field,
             format!("{field} must be an array of strings"),
         )),
@@ -243,9 +240,9 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn field_of(err: AppError) -> String {
+    fn field_of(err: Error) -> String {
         match err {
-            AppError::Invalid { field, .. } => field,
+            Error::Invalid { field, .. } => field,
             other => panic!("not a validation error: {other:?}"),
         }
     }

@@ -1,4 +1,4 @@
-//! Connector SQL. Every function takes a connection; the handler owns the transaction.
+//! Connector SQL. Every function takes a connection; the service owns the transaction.
 //!
 //! Pending reconnect and disappearance are never stored: they are computed from timestamps
 //! against the database clock (see `migrations/0003_connectors.sql`), so they are exact at any
@@ -11,37 +11,26 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::{Client, Connection, Report};
-use crate::time::Timestamp;
-use crate::tunnels::Tunnel;
+use crate::time::{millis, Timestamp};
 
-fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
-
-/// A heartbeat that carries a connector: the lease renewal and the connector's report in ONE
-/// statement, so it is atomic without an explicit transaction and costs the same single
-/// round trip as a heartbeat without a connector.
+/// Records a connector's report for a tunnel whose lease the caller has just renewed in the
+/// same transaction (so the tunnel is live and its row locked): the connector row is upserted
+/// and its `last_seen_at` (its liveness clock) bumped.
 ///
-/// * `lease` renews the lease exactly as the heartbeat batch does; every
-///   other part depends on its row, so a refused heartbeat (unknown tunnel, not live, lease
-///   run out) writes nothing.
-/// * `client` upserts the connector row and bumps its `last_seen_at` (its liveness clock).
 /// * The connection rows are written only when the report differs from the previous one:
 ///   its fingerprint ([`Report::fingerprint`]) is stored on the connector row, and `prior`
-///   reads the stored one from the statement's snapshot. An unchanged report does not even
-///   come here: the heartbeat batch renews it and bumps the connector's `last_seen_at`.
+///   reads the stored one from the statement's snapshot. (An unchanged report does not even
+///   come here: the heartbeat batch renews the lease and bumps the connector's `last_seen_at`.)
 /// * On a change, `reported` upserts the listed connections (clearing `dropped_at`, so a
 ///   connection that comes back is live again) and `dropped` stamps `dropped_at` on those the
 ///   connector no longer lists, which starts their reconnect grace.
 #[tracing::instrument(skip_all, err)]
-pub async fn heartbeat(
+pub async fn record_report(
     conn: &mut PgConnection,
-    account_id: Uuid,
     tunnel_id: Uuid,
-    lease_ttl: Duration,
     report: &Report,
     origin_ip: Option<&str>,
-) -> Result<Option<Tunnel>, sqlx::Error> {
+) -> Result<(), sqlx::Error> {
     let ids: Vec<Uuid> = report.connections.iter().map(|c| c.id).collect();
     let colos: Vec<Option<String>> = report
         .connections
@@ -50,28 +39,14 @@ pub async fn heartbeat(
         .collect();
     let opened: Vec<Option<DateTime<Utc>>> =
         report.connections.iter().map(|c| c.opened_at).collect();
-    sqlx::query_as!(
-        Tunnel,
-        r#"WITH lease AS (
-               UPDATE tunnels t SET
-                   status = CASE WHEN status = 'creating' THEN 'active' ELSE status END,
-                   -- never backwards: a batch that started earlier but got the row lock later
-                   -- must not undo a newer renewal another batch already acknowledged
-                   last_heartbeat_at = GREATEST(t.last_heartbeat_at, date_trunc('milliseconds', now())),
-                   lease_expires_at = GREATEST(t.lease_expires_at,
-                       date_trunc('milliseconds', now()) + $3::bigint * interval '1 millisecond')
-               WHERE id = $1 AND account_id = $2
-                 AND status IN ('creating', 'active', 'stopping') AND (lease_expires_at > now() OR (SELECT leases_on_hold()))
-               RETURNING id, account_id, slug, status, requested_port, created_at,
-                         last_heartbeat_at, lease_expires_at, stopped_at, last_error
-           ),
-           prior AS (
-               SELECT report_hash FROM connectors WHERE tunnel_id = $1 AND id = $4
+    sqlx::query!(
+        r#"WITH prior AS (
+               SELECT report_hash FROM connectors WHERE tunnel_id = $1 AND id = $2
            ),
            client AS (
                INSERT INTO connectors AS c (tunnel_id, id, arch, version, config_version, features,
                                             run_at, origin_ip, report_hash, first_seen_at, last_seen_at)
-               SELECT lease.id, $4, $5, $6, $7, $8, $9, $10, $11, now(), now() FROM lease
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now(), now())
                ON CONFLICT (tunnel_id, id) DO UPDATE SET
                    arch = EXCLUDED.arch, version = EXCLUDED.version,
                    config_version = EXCLUDED.config_version, features = EXCLUDED.features,
@@ -81,12 +56,12 @@ pub async fn heartbeat(
            ),
            changed AS (
                SELECT client.tunnel_id, client.id FROM client
-               WHERE NOT EXISTS (SELECT 1 FROM prior WHERE prior.report_hash = $11)
+               WHERE NOT EXISTS (SELECT 1 FROM prior WHERE prior.report_hash = $9)
            ),
            reported AS (
                INSERT INTO connections AS k (tunnel_id, connector_id, id, colo_name, opened_at)
                SELECT changed.tunnel_id, changed.id, r.id, r.colo_name, r.opened_at
-               FROM changed, unnest($12::uuid[], $13::text[], $14::timestamptz[]) AS r(id, colo_name, opened_at)
+               FROM changed, unnest($10::uuid[], $11::text[], $12::timestamptz[]) AS r(id, colo_name, opened_at)
                ON CONFLICT (tunnel_id, connector_id, id) DO UPDATE SET
                    colo_name = EXCLUDED.colo_name, opened_at = EXCLUDED.opened_at, dropped_at = NULL
            ),
@@ -94,15 +69,10 @@ pub async fn heartbeat(
                UPDATE connections k SET dropped_at = now()
                FROM changed
                WHERE k.tunnel_id = changed.tunnel_id AND k.connector_id = changed.id
-                 AND k.dropped_at IS NULL AND k.id <> ALL($12::uuid[])
+                 AND k.dropped_at IS NULL AND k.id <> ALL($10::uuid[])
            )
-           SELECT id AS "id!", account_id AS "account_id!", slug AS "slug!", status AS "status!",
-                  requested_port AS "requested_port!", created_at AS "created_at!",
-                  last_heartbeat_at, lease_expires_at, stopped_at, last_error
-           FROM lease"#,
+           SELECT count(*) AS "written!" FROM client"#,
         tunnel_id,
-        account_id,
-        millis(lease_ttl),
         report.id,
         report.arch.as_deref(),
         report.version.as_deref(),
@@ -115,8 +85,9 @@ pub async fn heartbeat(
         &colos as &[Option<String>],
         &opened as &[Option<DateTime<Utc>>],
     )
-    .fetch_optional(conn)
-    .await
+    .fetch_one(conn)
+    .await?;
+    Ok(())
 }
 
 /// The clocks that decide pending and gone.

@@ -3,7 +3,7 @@
 //!
 //! Reads never depend on it (they compute "gone" from timestamps), so its pace only bounds
 //! how long dead rows take space. Deleting is idempotent, so several replicas may sweep the
-//! same database; a failed sweep is logged and retried on the next tick.
+//! same database; a failed sweep is logged and retried on the next tick (see [`crate::tasks`]).
 
 use std::time::Duration;
 
@@ -11,28 +11,37 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use super::store::{self, Clocks};
+use crate::error::Error;
+use crate::tasks::Periodic;
 
-pub async fn run(pool: PgPool, interval: Duration, clocks: Clocks, shutdown: CancellationToken) {
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = ticker.tick() => {}
-        }
-        match sweep(&pool, clocks).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(
-                removed = n,
-                "connector sweeper removed rows past their grace"
-            ),
-            Err(err) => tracing::warn!(error = %err, "connector sweep failed; retrying next tick"),
-        }
-    }
-    tracing::debug!("connector sweeper stopped");
+/// The sweeper task; cheap to clone.
+#[derive(Clone)]
+pub struct Sweeper {
+    pub pool: PgPool,
+    pub interval: Duration,
+    pub clocks: Clocks,
 }
 
-pub async fn sweep(pool: &PgPool, clocks: Clocks) -> Result<u64, sqlx::Error> {
-    let mut conn = pool.acquire().await?;
-    store::sweep(&mut conn, clocks).await
+impl Sweeper {
+    /// Deletes what is past its grace now; how many rows went.
+    pub async fn sweep(&self) -> Result<u64, sqlx::Error> {
+        let mut conn = self.pool.acquire().await?;
+        store::sweep(&mut conn, self.clocks).await
+    }
+}
+
+impl Periodic for Sweeper {
+    const NAME: &'static str = "connector sweeper";
+
+    fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    async fn tick(&self, _shutdown: &CancellationToken) -> Result<(), Error> {
+        let removed = self.sweep().await?;
+        if removed > 0 {
+            tracing::info!(removed, "connector sweeper removed rows past their grace");
+        }
+        Ok(())
+    }
 }

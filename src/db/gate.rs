@@ -15,6 +15,8 @@ use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::telemetry::Meter;
+
 /// How often the probe tries the database while the gate is closed.
 pub const PROBE_EVERY: Duration = Duration::from_millis(250);
 
@@ -22,16 +24,25 @@ pub const PROBE_EVERY: Duration = Duration::from_millis(250);
 #[derive(Clone, Copy, Debug)]
 pub struct Unreachable;
 
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Gate(Arc<Inner>);
 
-#[derive(Default)]
 struct Inner {
     closed: AtomicBool,
     wake: Notify,
+    meter: Meter,
 }
 
 impl Gate {
+    /// An open gate whose state `meter` shows as `warren_database_reachable`.
+    pub fn new(meter: Meter) -> Self {
+        Self(Arc::new(Inner {
+            closed: AtomicBool::new(false),
+            wake: Notify::new(),
+            meter,
+        }))
+    }
+
     pub fn is_closed(&self) -> bool {
         self.0.closed.load(Ordering::Acquire)
     }
@@ -40,7 +51,9 @@ impl Gate {
     pub fn close(&self) {
         if !self.0.closed.swap(true, Ordering::AcqRel) {
             tracing::warn!("the database is unreachable; answering 503 until it is back");
-            metrics::gauge!("warren_database_reachable").set(0.0);
+            self.0
+                .meter
+                .record(|| metrics::gauge!("warren_database_reachable").set(0.0));
             self.0.wake.notify_one();
         }
     }
@@ -49,7 +62,9 @@ impl Gate {
         if self.0.closed.swap(false, Ordering::AcqRel) {
             tracing::info!("the database is reachable again");
         }
-        metrics::gauge!("warren_database_reachable").set(1.0);
+        self.0
+            .meter
+            .record(|| metrics::gauge!("warren_database_reachable").set(1.0));
     }
 
     async fn closed(&self) {

@@ -1,4 +1,4 @@
-//! Device fleet status (SPEC §5): the snapshots agents report about the device they run on.
+//! Device fleet status: the snapshots agents report about the device they run on.
 //!
 //! A snapshot has seven required dimensions (`deviceId`, `colo`, `mode`, `platform`,
 //! `status`, `version`, `timestamp`) and the optional fields of [`details::Details`]. A batch
@@ -10,15 +10,18 @@ pub mod hourly;
 pub mod list;
 pub mod query;
 pub mod retention;
+mod service;
 pub mod store;
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::http::error::AppError;
+use crate::error::Error;
 use crate::time::Timestamp;
 use details::Details;
+
+pub use service::{Fleet, Ingested, Page, RawLive, READ_SCOPES};
 
 /// Most snapshots accepted in one request.
 pub const MAX_BATCH: usize = 1000;
@@ -48,14 +51,14 @@ pub const DIMENSIONS: [&str; 5] = ["colo", "mode", "platform", "status", "versio
 
 /// A body of one snapshot or an array of 1 to [`MAX_BATCH`]; all valid, or a 422 naming
 /// the first bad field (prefixed with the index when the body is an array).
-pub fn parse_batch(body: Value, now: DateTime<Utc>) -> Result<Vec<Snapshot>, AppError> {
+pub fn parse_batch(body: Value, now: DateTime<Utc>) -> Result<Vec<Snapshot>, Error> {
     match body {
         Value::Array(items) => {
             if items.is_empty() {
-                return Err(AppError::invalid("body", "the array of snapshots is empty"));
+                return Err(Error::invalid("body", "the array of snapshots is empty"));
             }
             if items.len() > MAX_BATCH {
-                return Err(AppError::invalid(
+                return Err(Error::invalid(
                     "body",
                     format!(
                         "at most {MAX_BATCH} snapshots may be sent in one request; got {}",
@@ -68,17 +71,14 @@ pub fn parse_batch(body: Value, now: DateTime<Utc>) -> Result<Vec<Snapshot>, App
                 .enumerate()
                 .map(|(i, item)| {
                     parse_one(item, now).map_err(|(field, detail)| {
-                        AppError::invalid(
-                            format!("[{i}].{field}"),
-                            format!("snapshot {i}: {detail}"),
-                        )
+                        Error::invalid(format!("[{i}].{field}"), format!("snapshot {i}: {detail}"))
                     })
                 })
                 .collect()
         }
         item => {
             Ok(vec![parse_one(item, now).map_err(|(field, detail)| {
-                AppError::invalid(field, detail)
+                Error::invalid(field, detail)
             })?])
         }
     }

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::{parse_rfc3339, MAX_CLOCK_SKEW, RETENTION};
-use crate::http::error::AppError;
+use crate::error::Error;
 
 /// The widest window of the `last_seen` source.
 pub const LAST_SEEN_WINDOW: Duration = Duration::minutes(60);
@@ -22,7 +22,7 @@ pub enum Source {
     Raw,
 }
 
-/// The seed's `sort_by` values, spelled as the seed spells them.
+/// The `sort_by` values, spelled as Cloudflare spells them.
 pub const SORT_KEYS: [&str; 7] = [
     "colo",
     "device_id",
@@ -111,13 +111,13 @@ fn given(value: &Option<String>) -> Option<&str> {
     value.as_deref().map(str::trim).filter(|v| !v.is_empty())
 }
 
-pub fn parse(raw: &RawList, names: &Names, now: DateTime<Utc>) -> Result<ListQuery, AppError> {
+pub fn parse(raw: &RawList, names: &Names, now: DateTime<Utc>) -> Result<ListQuery, Error> {
     let source = match given(&raw.source) {
         None | Some("last_seen") => Source::LastSeen,
         Some("hourly") => Source::Hourly,
         Some("raw") => Source::Raw,
         Some(other) => {
-            return Err(AppError::bad_param(
+            return Err(Error::bad_param(
                 "source",
                 format!("source must be one of last_seen, hourly, raw; got `{other}`"),
             ))
@@ -126,7 +126,7 @@ pub fn parse(raw: &RawList, names: &Names, now: DateTime<Utc>) -> Result<ListQue
     let sort_by = match given(&raw.sort_by) {
         None => "timestamp",
         Some(s) => SORT_KEYS.into_iter().find(|k| *k == s).ok_or_else(|| {
-            AppError::bad_param(
+            Error::bad_param(
                 names.sort_by,
                 format!(
                     "{} must be one of {}; got `{s}`",
@@ -154,21 +154,18 @@ pub fn parse(raw: &RawList, names: &Names, now: DateTime<Utc>) -> Result<ListQue
         None => to - DEFAULT_WINDOW,
     };
     if from > to {
-        return Err(AppError::bad_param(
-            "from",
-            "from must not be later than to",
-        ));
+        return Err(Error::bad_param("from", "from must not be later than to"));
     }
     match source {
         Source::LastSeen if to - from > LAST_SEEN_WINDOW => {
-            return Err(AppError::bad_param(
+            return Err(Error::bad_param(
                 "from",
                 "the last_seen source covers at most 60 minutes between from and to; \
                  use source=hourly or source=raw for longer ranges",
             ))
         }
         Source::Hourly | Source::Raw if from < now - RETENTION - MAX_CLOCK_SKEW => {
-            return Err(AppError::bad_param(
+            return Err(Error::bad_param(
                 "from",
                 "the hourly and raw sources reach at most 7 days back; from is older",
             ))
@@ -178,7 +175,7 @@ pub fn parse(raw: &RawList, names: &Names, now: DateTime<Utc>) -> Result<ListQue
     let device_id = match given(&raw.device_id) {
         None => None,
         Some(v) => Some(Uuid::parse_str(v).map_err(|_| {
-            AppError::bad_param(
+            Error::bad_param(
                 names.device_id,
                 format!("{} must be a UUID", names.device_id),
             )
@@ -206,9 +203,9 @@ pub fn parse(raw: &RawList, names: &Names, now: DateTime<Utc>) -> Result<ListQue
 /// A dimension to filter on, compared as it is (`%` and `_` are characters, not patterns).
 /// Stored dimensions hold no control characters, and PostgreSQL text cannot hold NUL: such a
 /// value is a 400 naming the parameter, not a query.
-fn text_filter(name: &str, value: &Option<String>) -> Result<Option<String>, AppError> {
+fn text_filter(name: &str, value: &Option<String>) -> Result<Option<String>, Error> {
     match given(value) {
-        Some(v) if v.chars().any(char::is_control) => Err(AppError::bad_param(
+        Some(v) if v.chars().any(char::is_control) => Err(Error::bad_param(
             name,
             format!("{name} must not contain control characters"),
         )),
@@ -218,7 +215,7 @@ fn text_filter(name: &str, value: &Option<String>) -> Result<Option<String>, App
 
 /// The live status's `colo`: a comma-separated list of colos to accept the snapshot from;
 /// `None` accepts any.
-pub fn colos(value: Option<&str>) -> Result<Option<Vec<String>>, AppError> {
+pub fn colos(value: Option<&str>) -> Result<Option<Vec<String>>, Error> {
     let mut colos = Vec::new();
     for colo in value.unwrap_or("").split(',').map(str::trim) {
         if let Some(colo) = text_filter("colo", &Some(colo.to_owned()))? {
@@ -228,21 +225,27 @@ pub fn colos(value: Option<&str>) -> Result<Option<Vec<String>>, AppError> {
     Ok(Some(colos).filter(|c| !c.is_empty()))
 }
 
-/// A number that may be written as a whole-valued decimal (`2`, `2.0`), within bounds; the
-/// compatible routes' parser, so both dialects accept the same numbers.
-pub fn whole_number(name: &str, value: &str, min: i64, max: i64) -> Result<i64, AppError> {
-    let (lo, hi) = (
-        u64::try_from(min).unwrap_or(0),
-        u64::try_from(max).unwrap_or(0),
-    );
-    let n = crate::compat::whole_param(name, Some(value), lo, lo, hi)?;
-    Ok(i64::try_from(n).unwrap_or(max))
+/// A number that may be written as a whole-valued decimal (`2`, `2.0`, as Cloudflare's
+/// clients send them), within `min..=max`; anything else is invalid, naming the parameter.
+/// Both dialects accept the same numbers.
+pub fn whole_number(name: &str, value: &str, min: i64, max: i64) -> Result<i64, Error> {
+    let bad = || {
+        Error::bad_param(
+            name,
+            format!("{name} must be a whole number from {min} to {max}; got `{value}`"),
+        )
+    };
+    let number: f64 = value.trim().parse().map_err(|_| bad())?;
+    if !number.is_finite() || number.fract() != 0.0 || number < min as f64 || number > max as f64 {
+        return Err(bad());
+    }
+    Ok(number as i64)
 }
 
 /// RFC 3339 or milliseconds since the epoch (a whole number, possibly written `…​.0`).
-pub fn instant(name: &str, value: &str) -> Result<DateTime<Utc>, AppError> {
+pub fn instant(name: &str, value: &str) -> Result<DateTime<Utc>, Error> {
     let bad = || {
-        AppError::bad_param(
+        Error::bad_param(
             name,
             format!("{name} must be an RFC 3339 date-time or milliseconds since the epoch; got `{value}`"),
         )

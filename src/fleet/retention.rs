@@ -3,7 +3,8 @@
 //!
 //! Each sweep deletes in bounded batches (one short statement each, `SKIP LOCKED`, so several
 //! replicas share the work and no statement holds locks long enough to stall ingest), until
-//! a batch comes back short. A failed sweep is logged and retried on the next tick.
+//! a batch comes back short. A failed sweep is logged and retried on the next tick (see
+//! [`crate::tasks`]).
 
 use std::time::Duration;
 
@@ -11,24 +12,32 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use super::store;
+use crate::error::Error;
+use crate::tasks::Periodic;
 
-pub async fn run(pool: PgPool, interval: Duration, batch: i64, shutdown: CancellationToken) {
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = ticker.tick() => {}
-        }
-        match sweep(&pool, batch, &shutdown).await {
-            Ok((0, 0)) => {}
-            Ok((snapshots, hours)) => {
-                tracing::info!(snapshots, hours, "fleet retention deleted old rows")
-            }
-            Err(err) => tracing::warn!(error = %err, "fleet retention failed; retrying next tick"),
-        }
+/// The retention task; cheap to clone.
+#[derive(Clone)]
+pub struct Retention {
+    pub pool: PgPool,
+    pub interval: Duration,
+    /// How many rows one statement deletes.
+    pub batch: i64,
+}
+
+impl Periodic for Retention {
+    const NAME: &'static str = "fleet retention";
+
+    fn interval(&self) -> Duration {
+        self.interval
     }
-    tracing::debug!("fleet retention stopped");
+
+    async fn tick(&self, shutdown: &CancellationToken) -> Result<(), Error> {
+        let (snapshots, hours) = sweep(&self.pool, self.batch, shutdown).await?;
+        if snapshots + hours > 0 {
+            tracing::info!(snapshots, hours, "fleet retention deleted old rows");
+        }
+        Ok(())
+    }
 }
 
 /// Deletes everything past retention, `batch` rows per statement; (snapshots, hours) deleted.

@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::error::AppError;
+use crate::error::{Error, ErrorCode};
 
 /// `axum::Json` with problem+json rejections, and a body that must be UTF-8 throughout
 /// (serde skips the members it ignores without looking inside their strings). A whole number
@@ -36,10 +37,12 @@ where
 /// of the fields' values, in order: `["my-app", 3000]` must not create a tunnel); a `T` that
 /// is any JSON value (fleet ingest takes an array too) takes any.
 fn decode<T: DeserializeOwned + 'static>(value: Value) -> Result<T, AppError> {
-    let invalid = |detail: String| AppError::Rejected {
-        status: StatusCode::UNPROCESSABLE_ENTITY,
-        code: "validation_failed",
-        detail,
+    let invalid = |detail: String| {
+        AppError::rejected(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::ValidationFailed,
+            detail,
+        )
     };
     if !value.is_object() && std::any::TypeId::of::<T>() != std::any::TypeId::of::<Value>() {
         return Err(invalid("the body must be a JSON object".into()));
@@ -88,10 +91,11 @@ where
         let query = parts.uri.query().unwrap_or("");
         if let Some(pair) = query.split('&').find(|pair| pair.contains("%00")) {
             let name = pair.split_once('=').map_or(pair, |(name, _)| name);
-            return Err(AppError::bad_param(
+            return Err(Error::bad_param(
                 name,
                 format!("query parameter `{name}` must not contain NUL characters"),
-            ));
+            )
+            .into());
         }
         let axum::extract::Query(value) =
             axum::extract::Query::<T>::from_request_parts(parts, state).await?;
@@ -133,14 +137,14 @@ where
 /// bytes are.
 fn json_from<T: DeserializeOwned + 'static>(body: &[u8]) -> Result<T, AppError> {
     if let Err(err) = std::str::from_utf8(body) {
-        return Err(AppError::Rejected {
-            status: StatusCode::BAD_REQUEST,
-            code: "malformed_json",
-            detail: format!(
+        return Err(AppError::rejected(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::MalformedJson,
+            format!(
                 "the body is not valid UTF-8 (at byte {})",
                 err.valid_up_to()
             ),
-        });
+        ));
     }
     let axum::Json(value) = axum::Json::<Value>::from_bytes(body)?;
     decode(value)
@@ -161,11 +165,11 @@ fn is_json_content_type(value: &str) -> bool {
 }
 
 fn unsupported_media_type() -> AppError {
-    AppError::Rejected {
-        status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        code: "unsupported_media_type",
-        detail: "the body must be JSON, sent with `Content-Type: application/json`".into(),
-    }
+    AppError::rejected(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ErrorCode::UnsupportedMediaType,
+        "the body must be JSON, sent with `Content-Type: application/json`",
+    )
 }
 
 /// axum prefixes serde's message with a sentence of its own; the rest names the field.
@@ -182,16 +186,16 @@ fn serde_detail(text: &str) -> String {
 impl From<JsonRejection> for AppError {
     fn from(rejection: JsonRejection) -> Self {
         match rejection {
-            JsonRejection::JsonDataError(err) => AppError::Rejected {
-                status: StatusCode::UNPROCESSABLE_ENTITY,
-                code: "validation_failed",
-                detail: serde_detail(&err.body_text()),
-            },
-            JsonRejection::JsonSyntaxError(err) => AppError::Rejected {
-                status: StatusCode::BAD_REQUEST,
-                code: "malformed_json",
-                detail: serde_detail(&err.body_text()),
-            },
+            JsonRejection::JsonDataError(err) => AppError::rejected(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorCode::ValidationFailed,
+                serde_detail(&err.body_text()),
+            ),
+            JsonRejection::JsonSyntaxError(err) => AppError::rejected(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::MalformedJson,
+                serde_detail(&err.body_text()),
+            ),
             JsonRejection::MissingJsonContentType(_) => unsupported_media_type(),
             JsonRejection::BytesRejection(err) => bytes_rejection(err.status(), err.body_text()),
             other => bytes_rejection(other.status(), other.body_text()),
@@ -207,31 +211,28 @@ impl From<BytesRejection> for AppError {
 
 fn bytes_rejection(status: StatusCode, text: String) -> AppError {
     if status == StatusCode::PAYLOAD_TOO_LARGE {
-        AppError::Rejected {
+        AppError::rejected(
             status,
-            code: "payload_too_large",
-            detail: "the request body is larger than this route accepts (1 MiB; 8 MiB for fleet-status ingest)".into(),
-        }
+            ErrorCode::PayloadTooLarge,
+            "the request body is larger than this route accepts (1 MiB; 8 MiB for fleet-status ingest)",
+        )
     } else {
-        AppError::Rejected {
-            status: if status.is_client_error() {
-                status
-            } else {
-                StatusCode::BAD_REQUEST
-            },
-            code: "bad_request",
-            detail: text,
-        }
+        let status = if status.is_client_error() {
+            status
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        AppError::rejected(status, ErrorCode::BadRequest, text)
     }
 }
 
 impl From<QueryRejection> for AppError {
     fn from(rejection: QueryRejection) -> Self {
-        AppError::Rejected {
-            status: StatusCode::BAD_REQUEST,
-            code: "validation_failed",
-            detail: serde_detail(&rejection.body_text()),
-        }
+        AppError::rejected(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::ValidationFailed,
+            serde_detail(&rejection.body_text()),
+        )
     }
 }
 
@@ -245,13 +246,9 @@ impl From<PathRejection> for AppError {
                     }
                     _ => err.body_text(),
                 };
-                AppError::Rejected {
-                    status: StatusCode::BAD_REQUEST,
-                    code: "validation_failed",
-                    detail,
-                }
+                AppError::rejected(StatusCode::BAD_REQUEST, ErrorCode::ValidationFailed, detail)
             }
-            other => AppError::internal(anyhow::anyhow!("path extraction failed: {other}")),
+            other => Error::internal(anyhow::anyhow!("path extraction failed: {other}")).into(),
         }
     }
 }

@@ -11,6 +11,7 @@ use utoipa_axum::routes;
 
 use super::error::AppError;
 use super::schemas::Health;
+use crate::error::Error;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -40,7 +41,7 @@ async fn readyz(State(db): State<PgPool>) -> Result<Json<Value>, AppError> {
     let ping = sqlx::query_scalar!("SELECT 1 AS \"one!\"").fetch_one(&db);
     match tokio::time::timeout(Duration::from_secs(2), ping).await {
         Ok(Ok(_)) => Ok(Json(json!({ "status": "ready" }))),
-        Ok(Err(err)) => Err(AppError::Unavailable(err)),
-        Err(_) => Err(AppError::Unavailable(sqlx::Error::PoolTimedOut)),
+        Ok(Err(err)) => Err(Error::Unavailable(err).into()),
+        Err(_) => Err(Error::Unavailable(sqlx::Error::PoolTimedOut).into()),
     }
 }

@@ -1,5 +1,4 @@
-//! `POST /v1/tunnels/{id}/heartbeat`: the hot path. A lease renewal goes through the batcher
-//! ([`crate::tunnels::batcher`]); a connector report rides along. No password check, ever.
+//! `POST /v1/tunnels/{id}/heartbeat`: the hot path (see [`crate::tunnels::Tunnels::heartbeat`]).
 
 use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue};
@@ -12,14 +11,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use super::caller::OriginIp;
 use super::error::AppError;
 use super::extract::{ApiPath, OptionalJson};
-use super::tunnels::{current, view};
-use crate::auth::{Principal, Scope};
-use crate::connectors::{self, origin::OriginIp};
+use crate::auth::Principal;
 use crate::state::AppState;
-use crate::tunnels::batcher::Renewal;
-use crate::tunnels::{Status, TunnelView};
+use crate::tunnels::TunnelView;
 
 pub const HEARTBEAT_INTERVAL_HEADER: &str = "warren-heartbeat-interval";
 
@@ -27,9 +24,8 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(heartbeat))
 }
 
-/// A heartbeat's optional body. `connector` is validated by hand (see
-/// [`connectors::parse_report`]) so that every error names its field, and before anything
-/// touches the database, so a bad report changes nothing, not even the lease.
+/// A heartbeat's optional body: the connector serving the tunnel. Every error in it names its
+/// field, and a bad report changes nothing, not even the lease.
 #[derive(Deserialize, ToSchema)]
 pub struct HeartbeatBody {
     #[serde(default)]
@@ -59,72 +55,14 @@ async fn heartbeat(
     OptionalJson(body): OptionalJson<HeartbeatBody>,
 ) -> Response {
     // Every answer the heartbeat logic gives, refusals and 503s included, tells the interval.
-    let interval = HeaderValue::from(state.config.heartbeat_interval_secs());
+    let interval = HeaderValue::from(state.tunnels.settings().heartbeat_interval_secs());
     let header = [(HeaderName::from_static(HEARTBEAT_INTERVAL_HEADER), interval)];
-    let answer = renew(&state, &caller, id, origin_ip.as_deref(), body).await;
+    let connector = body.and_then(|b| b.connector);
+    let answer: Result<Json<TunnelView>, AppError> = state
+        .tunnels
+        .heartbeat(&caller, id, origin_ip.as_deref(), connector.as_ref())
+        .await
+        .map(Json)
+        .map_err(AppError::from);
     (header, answer).into_response()
-}
-
-#[tracing::instrument(skip_all, err)]
-async fn renew(
-    state: &AppState,
-    caller: &Principal,
-    id: Uuid,
-    origin_ip: Option<&str>,
-    body: Option<HeartbeatBody>,
-) -> Result<Json<TunnelView>, AppError> {
-    caller.require(Scope::TunnelsHeartbeat)?;
-    let report = match body.and_then(|b| b.connector) {
-        Some(value) => connectors::parse_report(&value)?,
-        None => None,
-    };
-    let (account_id, ttl) = (caller.account_id, state.config.lease_ttl);
-    let renewal = Renewal {
-        account_id,
-        tunnel_id: id,
-        connector: report.as_ref().map(|r| (r.id, r.fingerprint(origin_ip))),
-    };
-    // The batch renews the lease, and bumps an unchanged connector along with it; a new or
-    // changed connector is then written by its own statement.
-    let renewed = match (state.heartbeats.renew(renewal).await?, &report) {
-        (Some(renewed), Some(report)) if !renewed.connector_seen => {
-            let mut conn = state.db.acquire().await?;
-            connectors::store::heartbeat(&mut conn, account_id, id, ttl, report, origin_ip).await?
-        }
-        (renewed, _) => renewed.map(|r| r.tunnel),
-    };
-    let Some(tunnel) = renewed else {
-        metrics::counter!("warren_heartbeats_total", "result" => "refused").increment(1);
-        let mut conn = state.db.acquire().await?;
-        return Err(refused_heartbeat(&mut conn, account_id, id).await?);
-    };
-    metrics::counter!("warren_heartbeats_total", "result" => "accepted").increment(1);
-    Ok(Json(view(state, tunnel)))
-}
-
-/// Why a heartbeat renewed nothing: 404, or 409 `lease_expired` / `tunnel_not_live`.
-async fn refused_heartbeat(
-    conn: &mut sqlx::PgConnection,
-    account_id: Uuid,
-    id: Uuid,
-) -> Result<AppError, AppError> {
-    let tunnel = current(conn, account_id, id).await?;
-    let status = tunnel.status.clone();
-    let mut err = if tunnel.last_error.as_deref() == Some("lease expired")
-        && tunnel.status() == Status::Failed
-    {
-        AppError::conflict(
-            "lease_expired",
-            "the tunnel's lease expired before this heartbeat; create the tunnel again",
-        )
-    } else {
-        AppError::conflict(
-            "tunnel_not_live",
-            format!("the tunnel is `{status}`; heartbeats are refused"),
-        )
-    };
-    if let AppError::Conflict { extra, .. } = &mut err {
-        extra.insert("tunnelStatus".into(), Value::String(status));
-    }
-    Ok(err)
 }

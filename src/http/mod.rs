@@ -1,7 +1,10 @@
-//! The HTTP layer: one module per resource, each with its `router()`, and the shared error
-//! and extractor types.
+//! The HTTP layer: two thin adapters over the domain services — the native routes (one
+//! module per resource, each with its `router()`) and the Cloudflare-compatible routes
+//! ([`compat`]) — with the error, extractor and OpenAPI code they share.
 
 pub mod auth;
+pub mod caller;
+pub mod compat;
 pub mod connectors;
 pub mod error;
 pub mod extract;
@@ -29,7 +32,8 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::db::gate::{Gate, Unreachable};
+use crate::db::gate::Unreachable;
+use crate::error::ErrorCode;
 use crate::state::AppState;
 use error::{problem, AppError};
 
@@ -59,7 +63,7 @@ pub fn router(state: AppState) -> Router {
                         .unwrap_or("unmatched");
                     tracing::info_span!("http", method = %req.method(), route)
                 }))
-                .layer(middleware::from_fn_with_state(state.gate.clone(), edge))
+                .layer(middleware::from_fn_with_state(state.clone(), edge))
                 .layer(CatchPanicLayer::custom(panic_response))
                 .layer(TimeoutLayer::with_status_code(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -81,7 +85,7 @@ const WITHOUT_DATABASE: [&str; 3] = ["/healthz", "/metrics", "/openapi.yaml"];
 /// - Error answers without a body (the timeout's, a panic's) become problem+json, and any
 ///   problem+json answer to a `/client/v4` request becomes the envelope.
 /// - Every request is counted and timed by method, matched route and status.
-async fn edge(State(gate): State<Gate>, req: Request, next: Next) -> Response {
+async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().as_str().to_owned();
     let route = req
@@ -89,7 +93,8 @@ async fn edge(State(gate): State<Gate>, req: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
-    let compat = crate::compat::is_compat(req.uri().path());
+    let is_compat = compat::is_compat(req.uri().path());
+    let gate = &state.gate;
     let response = if gate.is_closed() && !WITHOUT_DATABASE.contains(&req.uri().path()) {
         AppError::GateClosed.into_response()
     } else {
@@ -99,34 +104,37 @@ async fn edge(State(gate): State<Gate>, req: Request, next: Next) -> Response {
         }
         ensure_problem(response)
     };
-    let response = if compat {
-        crate::compat::envelope_errors(response).await
+    let response = if is_compat {
+        compat::envelope_errors(response).await
     } else {
         response
     };
-    metrics::track(method, route, start, &response);
+    metrics::track(&state.meter, method, route, start, &response);
     response
 }
 
 async fn not_found(method: Method, uri: Uri) -> AppError {
-    AppError::Rejected {
-        status: StatusCode::NOT_FOUND,
-        code: "not_found",
-        detail: format!("no route for {method} {}", uri.path()),
-    }
+    AppError::rejected(
+        StatusCode::NOT_FOUND,
+        ErrorCode::NotFound,
+        format!("no route for {method} {}", uri.path()),
+    )
 }
 
 async fn method_not_allowed(method: Method, uri: Uri) -> AppError {
-    AppError::Rejected {
-        status: StatusCode::METHOD_NOT_ALLOWED,
-        code: "method_not_allowed",
-        detail: format!("{} does not accept {method}", uri.path()),
-    }
+    AppError::rejected(
+        StatusCode::METHOD_NOT_ALLOWED,
+        ErrorCode::MethodNotAllowed,
+        format!("{} does not accept {method}", uri.path()),
+    )
 }
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     tracing::error!("a request handler panicked");
-    AppError::internal(anyhow::anyhow!("handler panicked")).into_response()
+    AppError::from(crate::error::Error::internal(anyhow::anyhow!(
+        "handler panicked"
+    )))
+    .into_response()
 }
 
 /// Error answers that some layer produced without a body (a timeout, for one) become
@@ -138,10 +146,10 @@ fn ensure_problem(response: Response) -> Response {
         return response;
     }
     let code = match status {
-        StatusCode::SERVICE_UNAVAILABLE => "service_unavailable",
-        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
-        s if s.is_server_error() => "internal_error",
-        _ => "bad_request",
+        StatusCode::SERVICE_UNAVAILABLE => ErrorCode::ServiceUnavailable,
+        StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::PayloadTooLarge,
+        s if s.is_server_error() => ErrorCode::InternalError,
+        _ => ErrorCode::BadRequest,
     };
     let detail = status.canonical_reason().unwrap_or("error").to_lowercase();
     let mut fresh = problem(status, code, &detail, Map::new());

@@ -19,9 +19,9 @@ use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::compat;
 use super::error::PROBLEM_JSON;
 use super::schemas::Problem;
-use crate::compat;
 use crate::state::AppState;
 
 pub const YAML_CONTENT_TYPE: &str = "application/yaml";

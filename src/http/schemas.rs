@@ -7,12 +7,11 @@
 
 use serde_json::{json, Value};
 use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
-use utoipa::openapi::schema::{Schema, SchemaType, Type};
+use utoipa::openapi::schema::{Schema, SchemaType};
 use utoipa::openapi::{ObjectBuilder, RefOr, Required};
 use utoipa::{PartialSchema, ToSchema};
 use uuid::Uuid;
 
-use crate::auth::Scope;
 use crate::connectors::report::{MAX_FEATURES, MAX_TEXT};
 use crate::fleet::details::Details;
 use crate::fleet::query::{Names, MAX_PER_PAGE, SORT_KEYS};
@@ -63,29 +62,8 @@ macro_rules! schema_type {
 }
 pub(crate) use schema_type;
 
-/// The tunnel states, from [`Status::ALL`].
-pub fn tunnel_status() -> Schema {
-    ObjectBuilder::new()
-        .schema_type(Type::String)
-        .enum_values(Some(Status::ALL.map(Status::as_str)))
-        .into()
-}
-
-/// The scope names, from [`Scope::ALL`].
-pub fn scope_name() -> Schema {
-    ObjectBuilder::new()
-        .schema_type(Type::String)
-        .enum_values(Some(Scope::ALL.map(Scope::as_str)))
-        .into()
-}
-
-/// A token's scopes: at least one scope name.
-pub fn scope_list() -> Schema {
-    utoipa::openapi::schema::ArrayBuilder::new()
-        .items(RefOr::T(scope_name()))
-        .min_items(Some(1))
-        .into()
-}
+pub use crate::auth::scope_list_schema as scope_list;
+pub use crate::tunnels::status_schema as tunnel_status;
 
 /// An RFC 9457 problem (`application/problem+json`), the body of every error of the native
 /// routes. `code` is a stable snake_case name; some problems carry extension members.

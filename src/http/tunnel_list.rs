@@ -8,15 +8,13 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
 use super::error::AppError;
 use super::extract::ApiQuery;
-use super::tunnels::view;
-use crate::auth::{Principal, Scope};
+use crate::auth::Principal;
+use crate::error::Error;
 use crate::state::AppState;
-use crate::tunnels::store::{self, Cursor, Due};
-use crate::tunnels::{Tunnel, TunnelView};
+use crate::tunnels::{ListRequest, TunnelView};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list))
@@ -37,66 +35,8 @@ pub struct ListQuery {
     after: Option<String>,
 }
 
-/// The default and largest page of `GET /v1/tunnels`.
-pub const MAX_PAGE: i64 = 1000;
-
-/// `true`, `1`, `false`, `0`, exactly as the seed says.
-fn parse_bool_param(name: &str, value: Option<&str>) -> Result<bool, AppError> {
-    match value {
-        None => Ok(false),
-        Some("true" | "1") => Ok(true),
-        Some("false" | "0") => Ok(false),
-        Some(other) => Err(AppError::bad_param(
-            name,
-            format!("{name} must be one of true, 1, false, 0; got `{other}`"),
-        )),
-    }
-}
-
-fn parse_limit(value: Option<&str>) -> Result<i64, AppError> {
-    let Some(raw) = value else {
-        return Ok(MAX_PAGE);
-    };
-    match raw.parse::<i64>() {
-        Ok(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
-        _ => Err(AppError::bad_param(
-            "limit",
-            format!("limit must be a whole number from 1 to {MAX_PAGE}; got `{raw}`"),
-        )),
-    }
-}
-
-/// A cursor is `{createdAt in microseconds}_{id}` of the last tunnel of the previous page.
-fn encode_cursor(tunnel: &Tunnel) -> String {
-    format!(
-        "{}_{}",
-        tunnel.created_at.timestamp_micros(),
-        tunnel.id.simple()
-    )
-}
-
-fn parse_cursor(value: Option<&str>) -> Result<Option<Cursor>, AppError> {
-    let Some(raw) = value else {
-        return Ok(None);
-    };
-    let parsed = raw.split_once('_').and_then(|(micros, id)| {
-        Some(Cursor {
-            // Within what PostgreSQL can store (a cursor is made from a creation time).
-            created_at: chrono::DateTime::from_timestamp_micros(micros.parse().ok()?)
-                .filter(|t| (1970..=9999).contains(&chrono::Datelike::year(t)))?,
-            id: Uuid::try_parse(id).ok()?,
-        })
-    });
-    parsed.map(Some).ok_or_else(|| {
-        AppError::bad_param(
-            "after",
-            "after must be a cursor taken from a `Link: rel=\"next\"` header",
-        )
-    })
-}
-
 /// A page of the account's tunnels, newest first, with `Link: <…>; rel="next"` when there
-/// is more. The body stays the seed's bare array.
+/// is more. The body stays a bare array, as it has always been.
 #[utoipa::path(
     get, path = "/v1/tunnels", tag = "tunnels", operation_id = "listTunnels",
     params(ListQuery),
@@ -112,69 +52,26 @@ async fn list(
     caller: Principal,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Response, AppError> {
-    caller.require(Scope::TunnelsRead)?;
-    let include_inactive = parse_bool_param("includeInactive", query.include_inactive.as_deref())?;
-    let limit = parse_limit(query.limit.as_deref())?;
-    let after = parse_cursor(query.after.as_deref())?;
-    let mut tx = state.db.begin().await?;
-    store::expire_due(
-        &mut tx,
-        Due {
-            account_id: Some(caller.account_id),
-            ..Due::default()
-        },
-    )
-    .await?;
-    let mut rows = store::list(
-        &mut tx,
-        caller.account_id,
-        include_inactive,
-        after,
-        limit + 1,
-    )
-    .await?;
-    tx.commit().await?;
-    let more = rows.len() as i64 > limit;
-    rows.truncate(limit as usize);
-    let next = match rows.last() {
-        Some(last) if more => Some(format!(
-            "</v1/tunnels?limit={limit}&after={}{}>; rel=\"next\"",
-            encode_cursor(last),
-            if include_inactive {
-                "&includeInactive=true"
-            } else {
-                ""
-            }
-        )),
-        _ => None,
+    let request = ListRequest {
+        include_inactive: query.include_inactive.as_deref(),
+        limit: query.limit.as_deref(),
+        after: query.after.as_deref(),
     };
-    let body = Json(
-        rows.into_iter()
-            .map(|t| view(&state, t))
-            .collect::<Vec<_>>(),
+    let page = state.tunnels.list(&caller, request).await?;
+    let body = Json(page.tunnels);
+    let include_inactive = page.include_inactive;
+    let Some(next) = page.next else {
+        return Ok(body.into_response());
+    };
+    let link = format!(
+        "</v1/tunnels?limit={}&after={next}{}>; rel=\"next\"",
+        page.limit,
+        if include_inactive {
+            "&includeInactive=true"
+        } else {
+            ""
+        }
     );
-    Ok(match next {
-        Some(link) => {
-            let link = HeaderValue::from_str(&link).map_err(AppError::internal)?;
-            ([(header::LINK, link)], body).into_response()
-        }
-        None => body.into_response(),
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn include_inactive_accepts_exactly_the_seed_values() {
-        assert!(parse_bool_param("x", Some("true")).unwrap());
-        assert!(parse_bool_param("x", Some("1")).unwrap());
-        assert!(!parse_bool_param("x", Some("false")).unwrap());
-        assert!(!parse_bool_param("x", Some("0")).unwrap());
-        assert!(!parse_bool_param("x", None).unwrap());
-        for bad in ["yes", "TRUE", "", "2"] {
-            assert!(parse_bool_param("x", Some(bad)).is_err(), "{bad}");
-        }
-    }
+    let link = HeaderValue::from_str(&link).map_err(Error::internal)?;
+    Ok(([(header::LINK, link)], body).into_response())
 }

@@ -4,7 +4,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::Deserialize;
-use serde_json::Value;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -12,20 +11,14 @@ use uuid::Uuid;
 
 use super::error::AppError;
 use super::extract::{ApiJson, ApiPath};
-use crate::auth::{tokens, Principal, Scope};
+use crate::auth::Principal;
 use crate::state::AppState;
-use crate::tunnels::idempotency::{self, Claim};
-use crate::tunnels::store::{self, Due, NewTunnel};
-use crate::tunnels::{self, slug, Tunnel, TunnelView};
+use crate::tunnels::{NewTunnel, TunnelView};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create))
         .routes(routes!(show, update, remove))
-}
-
-pub(crate) fn view(state: &AppState, tunnel: Tunnel) -> TunnelView {
-    TunnelView::new(tunnel, &state.config.base_domain)
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -38,28 +31,7 @@ pub struct CreateTunnel {
     requested_port: i64,
 }
 
-/// How many generated slugs to try before giving up (each collision is ~1 in 1.3 million).
-const SLUG_ATTEMPTS: usize = 5;
-
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
-
-/// The `Idempotency-Key` header: 1-255 visible ASCII characters, if present.
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, AppError> {
-    let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
-        return Ok(None);
-    };
-    let bad = || {
-        AppError::bad_param(
-            "Idempotency-Key",
-            "the Idempotency-Key header must be 1-255 visible ASCII characters",
-        )
-    };
-    let key = value.to_str().map_err(|_| bad())?;
-    if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(bad());
-    }
-    Ok(Some(key.to_owned()))
-}
 
 /// Creates a tunnel in state `creating` with a fresh lease.
 #[utoipa::path(
@@ -83,79 +55,13 @@ async fn create(
     headers: HeaderMap,
     ApiJson(body): ApiJson<CreateTunnel>,
 ) -> Result<(StatusCode, Json<TunnelView>), AppError> {
-    caller.require(Scope::TunnelsWrite)?;
-    let requested_port = tunnels::validate_port(body.requested_port)?;
-    if let Some(slug) = &body.slug {
-        slug::validate(slug)?;
-    }
-    let key = idempotency_key(&headers)?;
-    let mut tx = state.db.begin().await?;
-    if let Some(key) = &key {
-        let request_hash = tokens::digest(&format!("{:?}|{requested_port}", body.slug));
-        match idempotency::claim(&mut tx, caller.account_id, key, &request_hash).await? {
-            Claim::New => {}
-            Claim::Used {
-                request_hash: used, ..
-            } if used != request_hash => {
-                return Err(AppError::Rejected {
-                    status: StatusCode::UNPROCESSABLE_ENTITY,
-                    code: "idempotency_key_reused",
-                    detail: "this Idempotency-Key was used with a different body".into(),
-                });
-            }
-            Claim::Used { tunnel_id, .. } => {
-                let id = tunnel_id.ok_or(AppError::NotFound("tunnel"))?;
-                let tunnel = current(&mut tx, caller.account_id, id).await?;
-                tx.commit().await?;
-                return Ok((StatusCode::CREATED, Json(view(&state, tunnel))));
-            }
-        }
-    }
-    for _ in 0..SLUG_ATTEMPTS {
-        let slug = body.slug.clone().unwrap_or_else(slug::generate);
-        // A holder whose lease ran out frees the slug now, not when the reaper comes by.
-        let due = Due {
-            slug: Some(&slug),
-            ..Due::default()
-        };
-        store::expire_due(&mut tx, due).await?;
-        let new = NewTunnel {
-            id: Uuid::new_v4(),
-            account_id: caller.account_id,
-            slug: &slug,
-            requested_port,
-            lease_ttl: state.config.lease_ttl,
-        };
-        if let Some(tunnel) = store::insert(&mut tx, new).await? {
-            if let Some(key) = &key {
-                idempotency::complete(&mut tx, caller.account_id, key, tunnel.id).await?;
-            }
-            tx.commit().await?;
-            tracing::info!(tunnel_id = %tunnel.id, slug = %tunnel.slug, "tunnel created");
-            return Ok((StatusCode::CREATED, Json(view(&state, tunnel))));
-        }
-        if body.slug.is_some() {
-            let holder = store::live_holder(&mut tx, &slug).await?;
-            return Err(slug_taken(&slug, holder, caller.account_id));
-        }
-    }
-    Err(AppError::internal(anyhow::anyhow!(
-        "no free generated slug after {SLUG_ATTEMPTS} attempts"
-    )))
-}
-
-/// 409 `slug_taken`; the holder's `tunnelId` only when it is the caller's own tunnel.
-fn slug_taken(slug: &str, holder: Option<(Uuid, Uuid)>, account_id: Uuid) -> AppError {
-    let mut err = AppError::conflict(
-        "slug_taken",
-        format!("the slug `{slug}` is held by a live tunnel"),
-    );
-    if let (AppError::Conflict { extra, .. }, Some((tunnel_id, owner))) = (&mut err, holder) {
-        if owner == account_id {
-            extra.insert("tunnelId".into(), Value::String(tunnel_id.to_string()));
-        }
-    }
-    err
+    let new = NewTunnel {
+        slug: body.slug,
+        requested_port: body.requested_port,
+    };
+    let key = headers.get(IDEMPOTENCY_KEY).map(|v| v.as_bytes());
+    let tunnel = state.tunnels.create(&caller, new, key).await?;
+    Ok((StatusCode::CREATED, Json(tunnel)))
 }
 
 /// One tunnel of the caller's account.
@@ -174,30 +80,7 @@ async fn show(
     caller: Principal,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<TunnelView>, AppError> {
-    caller.require(Scope::TunnelsRead)?;
-    let mut tx = state.db.begin().await?;
-    let tunnel = current(&mut tx, caller.account_id, id).await?;
-    tx.commit().await?;
-    Ok(Json(view(&state, tunnel)))
-}
-
-/// The tunnel as it is now (a run-out lease expired first), or 404.
-pub(crate) async fn current(
-    conn: &mut sqlx::PgConnection,
-    account_id: Uuid,
-    id: Uuid,
-) -> Result<Tunnel, AppError> {
-    store::expire_due(
-        conn,
-        Due {
-            id: Some(id),
-            ..Due::default()
-        },
-    )
-    .await?;
-    store::get(conn, account_id, id)
-        .await?
-        .ok_or(AppError::NotFound("tunnel"))
+    Ok(Json(state.tunnels.get(&caller, id).await?))
 }
 
 /// Documented as [`super::schemas::PatchTunnel`] (which says which fields go together).
@@ -208,7 +91,7 @@ pub struct PatchTunnel {
     last_error: Option<String>,
 }
 
-/// An explicit transition of the state machine (SPEC §3).
+/// An explicit transition of the state machine.
 #[utoipa::path(
     patch, path = "/v1/tunnels/{id}", tag = "tunnels", operation_id = "updateTunnel",
     params(("id" = Uuid, Path, description = "The tunnel's id")),
@@ -227,25 +110,11 @@ async fn update(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<PatchTunnel>,
 ) -> Result<Json<TunnelView>, AppError> {
-    caller.require_any(&[Scope::TunnelsWrite, Scope::TunnelsHeartbeat])?;
-    let to = tunnels::validate_patch(&body.status, body.last_error.as_deref())?;
-    let mut tx = state.db.begin().await?;
-    let before = current(&mut tx, caller.account_id, id).await?;
-    let changed = store::transition(
-        &mut tx,
-        caller.account_id,
-        id,
-        to.patch_sources(),
-        to,
-        body.last_error.as_deref(),
-    )
-    .await?;
-    let Some(tunnel) = changed else {
-        return Err(tunnels::invalid_transition(&before.status, to));
-    };
-    tx.commit().await?;
-    tracing::info!(tunnel_id = %id, from = %before.status, to = to.as_str(), "tunnel transitioned");
-    Ok(Json(view(&state, tunnel)))
+    let tunnel = state
+        .tunnels
+        .update(&caller, id, &body.status, body.last_error.as_deref())
+        .await?;
+    Ok(Json(tunnel))
 }
 
 /// Removes a `stopped` or `failed` tunnel from the history.
@@ -265,18 +134,6 @@ async fn remove(
     caller: Principal,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<StatusCode, AppError> {
-    caller.require(Scope::TunnelsWrite)?;
-    let mut tx = state.db.begin().await?;
-    let tunnel = current(&mut tx, caller.account_id, id).await?;
-    if !store::delete_terminal(&mut tx, caller.account_id, id).await? {
-        return Err(AppError::conflict(
-            "tunnel_live",
-            format!(
-                "the tunnel is `{}`; stop it before deleting it",
-                tunnel.status
-            ),
-        ));
-    }
-    tx.commit().await?;
+    state.tunnels.delete(&caller, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

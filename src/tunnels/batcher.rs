@@ -2,11 +2,10 @@
 //!
 //! Every heartbeat request hands its renewal to the batcher and waits. A collector task takes
 //! whatever renewals are waiting (up to `max_batch`), and a flush renews them all in ONE
-//! conditional UPDATE, sorted by tunnel id (so concurrent batches, from this process or from
-//! another replica, always lock rows in the same order and cannot deadlock). Each request is
-//! answered only after its batch has committed, with its own tunnel's new row: a 200 still
-//! means durable, and a tunnel that was not renewed (not live, lease run out, not the
-//! caller's) is reported back as `None` so its request can answer 404/409 on its own.
+//! conditional UPDATE ([`store::renew_many`]). Each request is answered only after its batch
+//! has committed, with its own tunnel's new row: a 200 still means durable, and a tunnel that
+//! was not renewed (not live, lease run out, not the caller's) is reported back as `None` so
+//! its request can answer 404/409 on its own.
 //!
 //! There is no fixed waiting window: while up to `max_in_flight` flushes are committing, new
 //! renewals queue up, and the next batch takes them all. Under light load a heartbeat is
@@ -17,12 +16,13 @@
 //! kept connection may have died since (PostgreSQL restarted), so a batch that fails on one
 //! because the server is unreachable is tried once more on a connection from the pool.
 //!
-//! A batch locks its rows in id order when PostgreSQL plans it as a nested loop over the
-//! primary key, as it does on any table of some size; on a tiny table it may scan in heap
-//! order instead, and two batches in flight (or two replicas) could then deadlock. The one
-//! PostgreSQL aborts steps aside briefly and is tried again, up to three times. Renewing twice
-//! is harmless: a renewal only moves a lease forward. Every retry counts in
-//! `warren_heartbeat_batch_retries_total`.
+//! Deadlocks: a batch locks its rows in tunnel-id order when PostgreSQL plans it as a nested
+//! loop over the primary key, as it does on any table of some size, and two batches (from
+//! this process or another replica) then cannot deadlock. On a tiny table PostgreSQL may scan
+//! in heap order instead, and two batches can deadlock: the one PostgreSQL aborts steps aside
+//! briefly and is tried again, up to three times. Renewing twice is harmless, since a renewal
+//! only moves a lease forward. Every retry counts in `warren_heartbeat_batch_retries_total`,
+//! labelled with its reason (`deadlock` or `reconnect`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -34,18 +34,10 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::store::{self, RenewedRow};
+use super::store::{self, Renewal, RenewedRow};
 use super::Tunnel;
-use crate::http::error::{is_unavailable, AppError};
-
-/// One renewal: the tunnel, the account that asks, and the connector it reports, as its id
-/// and [`crate::connectors::Report::fingerprint`].
-#[derive(Clone, Debug)]
-pub struct Renewal {
-    pub account_id: Uuid,
-    pub tunnel_id: Uuid,
-    pub connector: Option<(Uuid, Vec<u8>)>,
-}
+use crate::error::{is_deadlock, is_unavailable, Error};
+use crate::telemetry::Meter;
 
 /// A renewed lease, and whether the reported connector rode along (it was unchanged).
 #[derive(Clone, Debug)]
@@ -62,11 +54,11 @@ enum BatchError {
     Failed,
 }
 
-impl From<BatchError> for AppError {
+impl From<BatchError> for Error {
     fn from(err: BatchError) -> Self {
         match err {
-            BatchError::Unavailable => AppError::Unavailable(sqlx::Error::PoolTimedOut),
-            BatchError::Failed => AppError::internal(anyhow::anyhow!("the heartbeat batch failed")),
+            BatchError::Unavailable => Error::Unavailable(sqlx::Error::PoolTimedOut),
+            BatchError::Failed => Error::internal(anyhow::anyhow!("the heartbeat batch failed")),
         }
     }
 }
@@ -81,6 +73,7 @@ pub struct BatcherSettings {
     pub lease_ttl: Duration,
     pub max_batch: usize,
     pub max_in_flight: usize,
+    pub meter: Meter,
 }
 
 impl Batcher {
@@ -98,16 +91,14 @@ impl Batcher {
     }
 
     /// Renews the lease; `Ok(None)` when nothing was renewed (see the module docs).
-    pub async fn renew(&self, renewal: Renewal) -> Result<Option<Renewed>, AppError> {
+    pub async fn renew(&self, renewal: Renewal) -> Result<Option<Renewed>, Error> {
+        let closed = || Error::Unavailable(sqlx::Error::PoolClosed);
         let (reply, answer) = oneshot::channel();
         self.queue
             .send((renewal, reply))
             .await
-            .map_err(|_| AppError::Unavailable(sqlx::Error::PoolClosed))?;
-        match answer.await {
-            Ok(result) => Ok(result?),
-            Err(_) => Err(AppError::Unavailable(sqlx::Error::PoolClosed)),
-        }
+            .map_err(|_| closed())?;
+        answer.await.map_err(|_| closed())?.map_err(Error::from)
     }
 }
 
@@ -191,22 +182,24 @@ async fn renew(
     let mut result = store::renew_many(&mut conn, renewals, settings.lease_ttl).await;
     let mut deadlocks = 0;
     while let Err(err) = &result {
-        let deadlock = err
-            .as_database_error()
-            .is_some_and(|db| db.code().as_deref() == Some("40P01"));
-        if deadlock && deadlocks < DEADLOCK_RETRIES {
+        let reason = if is_deadlock(err) && deadlocks < DEADLOCK_RETRIES {
             // Step aside first, so the transaction that won can finish.
             deadlocks += 1;
             tracing::warn!("heartbeat batch chosen as a deadlock victim; trying it again");
             tokio::time::sleep(DEADLOCK_BACKOFF * deadlocks).await;
+            "deadlock"
         } else if !fresh && is_unavailable(err) {
             fresh = true;
             drop(conn);
             conn = pool.acquire().await?;
+            "reconnect"
         } else {
             break;
-        }
-        metrics::counter!("warren_heartbeat_batch_retries_total").increment(1);
+        };
+        settings.meter.record(|| {
+            metrics::counter!("warren_heartbeat_batch_retries_total", "reason" => reason)
+                .increment(1)
+        });
         result = store::renew_many(&mut conn, renewals, settings.lease_ttl).await;
     }
     if result.is_ok() {
@@ -221,7 +214,9 @@ async fn flush(
     settings: &BatcherSettings,
     batch: Vec<(Renewal, Reply)>,
 ) {
-    metrics::histogram!("warren_heartbeat_batch_size").record(batch.len() as f64);
+    settings
+        .meter
+        .record(|| metrics::histogram!("warren_heartbeat_batch_size").record(batch.len() as f64));
     let renewals: Vec<Renewal> = batch.iter().map(|(r, _)| r.clone()).collect();
     let result = renew(pool, kept, settings, &renewals).await;
     match result {
@@ -243,8 +238,8 @@ async fn flush(
             }
         }
         Err(err) => {
-            let kind = match AppError::from(err) {
-                AppError::Unavailable(err) => {
+            let kind = match Error::from(err) {
+                Error::Unavailable(err) => {
                     tracing::warn!(error = %err, "heartbeat batch: database unavailable");
                     BatchError::Unavailable
                 }

@@ -4,14 +4,15 @@
 //! expire, right after recovery, the leases that ran out during the outage. Each reaper tick
 //! stamps the database's `lease_clock` row; a tick that finds the previous stamp older than
 //! `stall_after` extends every live lease to one full TTL from now, in the same transaction.
-//! Until that tick has run, the SQL function `leases_on_hold()` is true and every lease
-//! predicate (lazy expiry, reaper, heartbeat, PATCH) treats leases as not yet run out.
+//! Until that tick has run, the SQL function `leases_on_hold()` is true, `lease_cutoff()` is
+//! -infinity, and every lease predicate (lazy expiry, reaper, heartbeat, PATCH) treats leases
+//! as not yet run out.
 
 use std::time::Duration;
 
 use sqlx::PgConnection;
 
-use super::store::millis;
+use crate::time::millis;
 
 /// A grace the reaper gave after finding it could not run.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -1,18 +1,28 @@
 //! Tunnels: the state machine, their JSON shape, and the rules a request must follow.
+//!
+//! [`Tunnels`] is the service both route families call; [`store`] holds the SQL, [`batcher`]
+//! the heartbeat group commit, [`reaper`] and [`clock`] the lease expiry.
 
 pub mod batcher;
 pub mod clock;
+mod heartbeat;
 pub mod idempotency;
+mod list;
 pub mod reaper;
+pub mod service;
 pub mod slug;
 pub mod store;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use uuid::Uuid;
 
-use crate::http::error::AppError;
+use crate::error::{Error, ErrorCode};
 use crate::time::Timestamp;
+
+pub use list::{ListRequest, Page, MAX_PAGE};
+pub use service::{NewTunnel, Settings, Tunnels};
 
 /// `creating → active → stopping → stopped`, and `failed` from any live state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,6 +60,11 @@ impl Status {
 
     pub fn is_live(self) -> bool {
         Self::LIVE.contains(&self)
+    }
+
+    /// Whether this end came from the reaper, not a request: the lease ran out.
+    pub fn is_lease_expiry(self, last_error: Option<&str>) -> bool {
+        self == Status::Failed && last_error == Some(LEASE_EXPIRED)
     }
 
     /// The states an explicit request (PATCH) may move a tunnel to `self` from.
@@ -96,7 +111,7 @@ pub struct TunnelView {
     pub hostname: String,
     #[schema(pattern = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", examples("my-app"))]
     pub slug: String,
-    #[schema(schema_with = crate::http::schemas::tunnel_status)]
+    #[schema(schema_with = status_schema)]
     pub status: String,
     #[schema(minimum = 1, maximum = 65535)]
     pub requested_port: i32,
@@ -139,14 +154,25 @@ impl TunnelView {
     }
 }
 
+/// The tunnel states, from [`Status::ALL`], as the OpenAPI document lists them.
+pub fn status_schema() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(Status::ALL.map(Status::as_str)))
+        .into()
+}
+
 pub const MAX_LAST_ERROR: usize = 1024;
 
+/// The `lastError` of a tunnel the reaper failed (the statements that expire leases write it).
+pub const LEASE_EXPIRED: &str = "lease expired";
+
 /// `requestedPort` must be 1–65535.
-pub fn validate_port(port: i64) -> Result<i32, AppError> {
+pub fn validate_port(port: i64) -> Result<i32, Error> {
     if (1..=65535).contains(&port) {
         Ok(port as i32)
     } else {
-        Err(AppError::invalid(
+        Err(Error::invalid(
             "requestedPort",
             format!("requestedPort must be between 1 and 65535, got {port}"),
         ))
@@ -154,9 +180,9 @@ pub fn validate_port(port: i64) -> Result<i32, AppError> {
 }
 
 /// The PATCH body's rules: the target must be a known state, and `failed` needs a reason.
-pub fn validate_patch(status: &str, last_error: Option<&str>) -> Result<Status, AppError> {
+pub fn validate_patch(status: &str, last_error: Option<&str>) -> Result<Status, Error> {
     let target = Status::parse(status).ok_or_else(|| {
-        AppError::invalid(
+        Error::invalid(
             "status",
             format!(
                 "status must be one of creating, active, stopping, stopped, failed; got `{status}`"
@@ -164,24 +190,23 @@ pub fn validate_patch(status: &str, last_error: Option<&str>) -> Result<Status, 
         )
     })?;
     match (target, last_error) {
-        (Status::Failed, None) => Err(AppError::invalid(
+        (Status::Failed, None) => Err(Error::invalid(
             "lastError",
             "lastError is required when reporting a failure",
         )),
-        (Status::Failed, Some(err)) if err.trim().is_empty() => Err(AppError::invalid(
-            "lastError",
-            "lastError must not be empty",
-        )),
-        (_, Some(err)) if err.chars().count() > MAX_LAST_ERROR => Err(AppError::invalid(
+        (Status::Failed, Some(err)) if err.trim().is_empty() => {
+            Err(Error::invalid("lastError", "lastError must not be empty"))
+        }
+        (_, Some(err)) if err.chars().count() > MAX_LAST_ERROR => Err(Error::invalid(
             "lastError",
             format!("lastError must be at most {MAX_LAST_ERROR} characters"),
         )),
         // PostgreSQL text cannot hold NUL; other control characters (a newline) may stay.
-        (_, Some(err)) if err.contains('\0') => Err(AppError::invalid(
+        (_, Some(err)) if err.contains('\0') => Err(Error::invalid(
             "lastError",
             "lastError must not contain NUL characters",
         )),
-        (other, Some(_)) if other != Status::Failed => Err(AppError::invalid(
+        (other, Some(_)) if other != Status::Failed => Err(Error::invalid(
             "lastError",
             "lastError may only be given with status `failed`",
         )),
@@ -189,17 +214,14 @@ pub fn validate_patch(status: &str, last_error: Option<&str>) -> Result<Status, 
     }
 }
 
-/// The 409 for a transition the state machine does not allow.
-pub fn invalid_transition(from: &str, to: Status) -> AppError {
-    let mut err = AppError::conflict(
-        "invalid_transition",
+/// The conflict for a transition the state machine does not allow, naming both states.
+pub fn invalid_transition(from: &str, to: Status) -> Error {
+    Error::conflict(
+        ErrorCode::InvalidTransition,
         format!("a tunnel cannot go from `{from}` to `{}`", to.as_str()),
-    );
-    if let AppError::Conflict { extra, .. } = &mut err {
-        extra.insert("from".into(), from.into());
-        extra.insert("to".into(), to.as_str().into());
-    }
-    err
+    )
+    .with("from", from)
+    .with("to", to.as_str())
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! Each tick expires due leases in bounded batches (`FOR UPDATE SKIP LOCKED`, so several
 //! replicas on one database share the work without transitioning anything twice, and no
 //! batch holds locks long enough to stall heartbeats). A failed tick is logged and retried on
-//! the next one; the task ends when `shutdown` is cancelled.
+//! the next one (see [`crate::tasks`]).
 
 use std::time::Duration;
 
@@ -11,6 +11,9 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use super::{clock, idempotency, store};
+use crate::error::Error;
+use crate::tasks::Periodic;
+use crate::telemetry::Meter;
 
 /// How the reaper runs.
 #[derive(Clone, Copy, Debug)]
@@ -37,25 +40,47 @@ impl Settings {
     }
 }
 
-pub async fn run(pool: PgPool, settings: Settings, shutdown: CancellationToken) {
-    let mut ticker = tokio::time::interval(settings.interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = ticker.tick() => {}
-        }
-        match sweep(&pool, settings, &shutdown).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(expired = n, "reaper expired leases"),
-            Err(err) => tracing::warn!(error = %err, "reaper sweep failed; retrying next tick"),
+/// The reaper task; cheap to clone.
+#[derive(Clone)]
+pub struct Reaper {
+    pool: PgPool,
+    settings: Settings,
+    meter: Meter,
+}
+
+impl Reaper {
+    pub fn new(pool: PgPool, settings: Settings, meter: Meter) -> Self {
+        Self {
+            pool,
+            settings,
+            meter,
         }
     }
-    tracing::debug!("reaper stopped");
+
+    /// Expires every due lease now; how many.
+    pub async fn sweep(&self, shutdown: &CancellationToken) -> Result<usize, sqlx::Error> {
+        sweep(&self.pool, self.settings, &self.meter, shutdown).await
+    }
+}
+
+impl Periodic for Reaper {
+    const NAME: &'static str = "reaper";
+
+    fn interval(&self) -> Duration {
+        self.settings.interval
+    }
+
+    async fn tick(&self, shutdown: &CancellationToken) -> Result<(), Error> {
+        let expired = self.sweep(shutdown).await?;
+        if expired > 0 {
+            tracing::info!(expired, "reaper expired leases");
+        }
+        Ok(())
+    }
 }
 
 /// Stamps the lease clock, giving the outage grace when the reaper could not run.
-async fn tick(pool: &PgPool, settings: Settings) -> Result<(), sqlx::Error> {
+async fn tick(pool: &PgPool, settings: Settings, meter: &Meter) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
     let grace = clock::tick(&mut tx, settings.stall_after, settings.lease_ttl).await?;
     tx.commit().await?;
@@ -65,21 +90,25 @@ async fn tick(pool: &PgPool, settings: Settings) -> Result<(), sqlx::Error> {
             extended = grace.extended,
             "the reaper could not run for a while; every live lease gets one full TTL"
         );
-        metrics::counter!("warren_outage_graces_total").increment(1);
+        meter.record(|| metrics::counter!("warren_outage_graces_total").increment(1));
     }
     Ok(())
 }
 
 /// Expires every due lease: two workers (one per core of a small machine; `SKIP LOCKED` keeps
 /// their batches apart) each take batch after batch until one comes back short.
-pub async fn sweep(
+async fn sweep(
     pool: &PgPool,
     settings: Settings,
+    meter: &Meter,
     shutdown: &CancellationToken,
 ) -> Result<usize, sqlx::Error> {
-    tick(pool, settings).await?;
+    tick(pool, settings, meter).await?;
     let batch = settings.batch;
-    let (a, b) = tokio::try_join!(drain(pool, batch, shutdown), drain(pool, batch, shutdown))?;
+    let (a, b) = tokio::try_join!(
+        drain(pool, batch, meter, shutdown),
+        drain(pool, batch, meter, shutdown)
+    )?;
     // Housekeeping that rides along, one bounded batch a tick: idempotency keys past their
     // 24 hours, and tunnel history past its retention.
     let mut conn = pool.acquire().await?;
@@ -94,6 +123,7 @@ pub async fn sweep(
 async fn drain(
     pool: &PgPool,
     batch: i64,
+    meter: &Meter,
     shutdown: &CancellationToken,
 ) -> Result<usize, sqlx::Error> {
     let mut total = 0;
@@ -104,8 +134,10 @@ async fn drain(
         total += expired.len();
         for (id, status) in &expired {
             tracing::debug!(tunnel_id = %id, status, "lease expired");
-            metrics::counter!("warren_reaper_transitions_total", "to" => status.clone())
-                .increment(1);
+            meter.record(|| {
+                metrics::counter!("warren_reaper_transitions_total", "to" => status.clone())
+                    .increment(1)
+            });
         }
         if (expired.len() as i64) < batch || shutdown.is_cancelled() {
             return Ok(total);

@@ -3,10 +3,10 @@
 use rand::seq::SliceRandom;
 use rand::Rng;
 
-use crate::http::error::AppError;
+use crate::error::Error;
 
 /// `[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?`
-pub fn validate(slug: &str) -> Result<(), AppError> {
+pub fn validate(slug: &str) -> Result<(), Error> {
     let bytes = slug.as_bytes();
     let ok = !bytes.is_empty()
         && bytes.len() <= 63
@@ -18,7 +18,7 @@ pub fn validate(slug: &str) -> Result<(), AppError> {
     if ok {
         Ok(())
     } else {
-        Err(AppError::invalid(
+        Err(Error::invalid(
             "slug",
             "slug must be a DNS label: 1-63 lowercase letters, digits or hyphens, \
              starting and ending with a letter or digit",

@@ -1,9 +1,11 @@
-//! Tunnel SQL. Every function takes a connection; the handler owns the transaction.
+//! Tunnel SQL. Every function takes a connection; the service owns the transaction.
 //!
-//! The database clock is the only lease clock: leases are compared with `now()` in SQL, never
-//! with the application's time. A lease that has run out is expired by [`expire_due`] before
-//! any read or change of that tunnel, so an expired tunnel is never reported as live, even in
-//! the moment before the reaper gets to it.
+//! The database clock is the only lease clock: a lease holds while
+//! `lease_expires_at > lease_cutoff()` (a SQL function, see `migrations/0012_lease_cutoff.sql`,
+//! which also knows the outage grace), never compared with the application's time. A lease
+//! that has run out is expired by [`expire_due`] before any read or change of that tunnel, so
+//! an expired tunnel is never reported as live, even in the moment before the reaper gets to
+//! it. Leases are renewed by one statement, [`renew_many`], for one heartbeat or a batch.
 
 use std::time::Duration;
 
@@ -11,10 +13,7 @@ use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
 use super::{Status, Tunnel};
-
-pub(crate) fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
+use crate::time::millis;
 
 /// Which due leases [`expire_due`] expires; `None` fields do not filter.
 #[derive(Default, Clone, Copy)]
@@ -38,7 +37,7 @@ pub async fn expire_due(conn: &mut PgConnection, due: Due<'_>) -> Result<u64, sq
                last_heartbeat_at = NULL,
                lease_expires_at = NULL
            WHERE status IN ('creating', 'active', 'stopping')
-             AND lease_expires_at <= now() AND NOT (SELECT leases_on_hold())
+             AND lease_expires_at <= (SELECT lease_cutoff())
              AND ($1::uuid IS NULL OR account_id = $1)
              AND ($2::uuid IS NULL OR id = $2)
              AND ($3::text IS NULL OR slug = $3)"#,
@@ -54,8 +53,8 @@ pub async fn expire_due(conn: &mut PgConnection, due: Due<'_>) -> Result<u64, sq
 /// One batch of the reaper: up to `limit` due leases, skipping rows other transactions hold
 /// (another replica's reaper, a heartbeat in flight), in no particular order (an order would
 /// sort the whole live set for every batch). The statement writes the batch's transition log
-/// itself, set-based, instead of the row trigger (migration 0011): it only ever moves live
-/// tunnels to `failed` or `stopped`.
+/// itself, set-based, instead of the row trigger (`warren.transitions_logged` tells the
+/// trigger so): it only ever moves live tunnels to `failed` or `stopped`.
 #[tracing::instrument(skip_all, err)]
 pub async fn reap_batch(
     conn: &mut PgConnection,
@@ -69,7 +68,7 @@ pub async fn reap_batch(
         r#"WITH due AS (
                SELECT id, status FROM tunnels
                WHERE status IN ('creating', 'active', 'stopping')
-                 AND lease_expires_at <= now() AND NOT (SELECT leases_on_hold())
+                 AND lease_expires_at <= (SELECT lease_cutoff())
                LIMIT $1
                FOR UPDATE SKIP LOCKED
            ),
@@ -144,11 +143,44 @@ pub async fn live_holder(
     Ok(row.map(|r| (r.id, r.account_id)))
 }
 
-/// Where a page of the tunnel list starts: after this tunnel in newest-first order.
+/// Where a page of the tunnel list starts: after this tunnel in newest-first order. Its text
+/// form is `{createdAt in microseconds}_{id}`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Cursor {
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub id: Uuid,
+}
+
+impl Cursor {
+    /// The cursor of the page that follows `last`.
+    pub fn after(last: &Tunnel) -> Self {
+        Self {
+            created_at: last.created_at,
+            id: last.id,
+        }
+    }
+
+    /// A cursor from its text form; `None` unless it is one (and within what PostgreSQL can
+    /// store, since a cursor is made from a creation time).
+    pub fn parse(text: &str) -> Option<Self> {
+        let (micros, id) = text.split_once('_')?;
+        Some(Self {
+            created_at: chrono::DateTime::from_timestamp_micros(micros.parse().ok()?)
+                .filter(|t| (1970..=9999).contains(&chrono::Datelike::year(t)))?,
+            id: Uuid::try_parse(id).ok()?,
+        })
+    }
+}
+
+impl std::fmt::Display for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}_{}",
+            self.created_at.timestamp_micros(),
+            self.id.simple()
+        )
+    }
 }
 
 /// A page of the account's tunnels, newest first; only live ones unless `include_inactive`.
@@ -220,7 +252,7 @@ pub async fn transition(
                last_heartbeat_at = CASE WHEN $6 THEN NULL ELSE last_heartbeat_at END,
                lease_expires_at = CASE WHEN $6 THEN NULL ELSE lease_expires_at END
            WHERE id = $1 AND account_id = $2 AND status = ANY($3)
-             AND (lease_expires_at > now() OR (SELECT leases_on_hold()))
+             AND lease_expires_at > (SELECT lease_cutoff())
            RETURNING id, account_id, slug, status, requested_port, created_at,
                      last_heartbeat_at, lease_expires_at, stopped_at, last_error"#,
         id,
@@ -265,13 +297,22 @@ pub async fn count_by_status(conn: &mut PgConnection) -> Result<Vec<(String, i64
     Ok(rows.into_iter().map(|r| (r.status, r.count)).collect())
 }
 
+/// One lease renewal: the tunnel, the account that asks, and the connector it reports, as its
+/// id and [`crate::connectors::Report::fingerprint`].
+#[derive(Clone, Debug)]
+pub struct Renewal {
+    pub account_id: Uuid,
+    pub tunnel_id: Uuid,
+    pub connector: Option<(Uuid, Vec<u8>)>,
+}
+
 /// A renewed tunnel, and the connectors of the batch whose liveness was bumped with it.
 pub struct RenewedRow {
     pub tunnel: Tunnel,
     pub seen_connectors: Vec<Uuid>,
 }
 
-/// Renews many leases in one statement (the heartbeat batch): each tunnel must be live, its
+/// Renews many leases in one statement (a heartbeat batch, or one heartbeat): each tunnel must be live, its
 /// lease unexpired and the renewal's account its owner, else it is left out of the answer.
 /// Rows are locked in id order (see the statement for the one exception). A renewal that
 /// carries a connector whose stored fingerprint equals the reported one (nothing changed)
@@ -280,13 +321,12 @@ pub struct RenewedRow {
 #[tracing::instrument(skip_all, err, fields(batch = renewals.len()))]
 pub async fn renew_many(
     conn: &mut PgConnection,
-    renewals: &[super::batcher::Renewal],
+    renewals: &[Renewal],
     lease_ttl: Duration,
 ) -> Result<Vec<RenewedRow>, sqlx::Error> {
     let ids: Vec<Uuid> = renewals.iter().map(|r| r.tunnel_id).collect();
     let accounts: Vec<Uuid> = renewals.iter().map(|r| r.account_id).collect();
-    let reported: Vec<&super::batcher::Renewal> =
-        renewals.iter().filter(|r| r.connector.is_some()).collect();
+    let reported: Vec<&Renewal> = renewals.iter().filter(|r| r.connector.is_some()).collect();
     let connector_tunnels: Vec<Uuid> = reported.iter().map(|r| r.tunnel_id).collect();
     let connector_ids: Vec<Uuid> = reported
         .iter()
@@ -311,7 +351,8 @@ pub async fn renew_many(
                FROM (SELECT DISTINCT id, account_id FROM unnest($1::uuid[], $2::uuid[]) AS a(id, account_id)
                      ORDER BY id) asked
                WHERE t.id = asked.id AND t.account_id = asked.account_id
-                 AND t.status IN ('creating', 'active', 'stopping') AND (t.lease_expires_at > now() OR (SELECT leases_on_hold()))
+                 AND t.status IN ('creating', 'active', 'stopping')
+                 AND t.lease_expires_at > (SELECT lease_cutoff())
                RETURNING t.id, t.account_id, t.slug, t.status, t.requested_port, t.created_at,
                          t.last_heartbeat_at, t.lease_expires_at, t.stopped_at, t.last_error
            ),

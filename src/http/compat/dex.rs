@@ -1,6 +1,5 @@
-//! Cloudflare's DEX fleet-status routes (seeds `cloudflare-dex-fleet-status-devices.txt`,
-//! `cloudflare-dex-device-live-status.txt`): the native list and live status, under
-//! Cloudflare's paths and parameter names (`per_page`, `sort_by`, `device_id`,
+//! Cloudflare's DEX fleet-status routes: the list and live status of
+//! [`crate::fleet::Fleet`], under Cloudflare's paths and parameter names (`per_page`, `sort_by`, `device_id`,
 //! `since_minutes`, `time_now`), in the envelope with `result_info`.
 
 use axum::extract::State;
@@ -14,9 +13,9 @@ use utoipa_axum::routes;
 use super::openapi::{AccountId, CfDevicePage, CfLiveStatus};
 use super::{ok_paged, CfCaller, Envelope, ResultInfo};
 use crate::fleet::query::{RawList, CLOUDFLARE};
+use crate::fleet::RawLive;
 use crate::http::error::AppError;
 use crate::http::extract::{ApiPath, ApiQuery};
-use crate::http::fleet::{list_devices, live_device, RawLive};
 use crate::http::schemas;
 use crate::state::AppState;
 
@@ -74,7 +73,7 @@ async fn list(
     CfCaller(caller): CfCaller,
     ApiQuery(raw): ApiQuery<RawList>,
 ) -> Result<Json<Envelope<Vec<Value>>>, AppError> {
-    let page = list_devices(&state, &caller, &raw, &CLOUDFLARE).await?;
+    let page = state.fleet.list(&caller, &raw, &CLOUDFLARE).await?;
     let info = ResultInfo {
         count: page.count as u64,
         page: count(page.page),
@@ -113,7 +112,10 @@ async fn live(
     ApiPath((_account_id, device_id)): ApiPath<(String, String)>,
     ApiQuery(raw): ApiQuery<RawLive>,
 ) -> Result<Json<Value>, AppError> {
-    let device = live_device(&state, &caller, &device_id, &raw, &CLOUDFLARE).await?;
+    let device = state
+        .fleet
+        .live(&caller, &device_id, &raw, &CLOUDFLARE)
+        .await?;
     let mut body = device.clone();
     if let Value::Object(map) = &mut body {
         map.insert("success".into(), Value::Bool(true));

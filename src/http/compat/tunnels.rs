@@ -1,6 +1,6 @@
-//! The Cloudflare-compatible tunnel connection routes (seeds `cloudflare-tunnel-connections.txt`
-//! and `cloudflare-tunnel-connector-get.txt`): the native operations of
-//! [`crate::http::connectors`], answered in the envelope with the seeds' snake_case keys.
+//! The Cloudflare-compatible tunnel connection routes: the operations of
+//! [`crate::connectors::Connectors`], answered in the envelope with Cloudflare's snake_case
+//! keys.
 //!
 //! What real clients need, beyond the shape: cloudflared's cleanup wants `200` (not `204`)
 //! with `Content-Type: application/json`, and reads `client_id` from the query; SDKs decode
@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use super::openapi::{AccountId, CfConnectorList, CfConnectorResult, CfEmptyResult};
 use super::{ok, CfCaller, Envelope};
-use crate::http::connectors::{connector, connectors_of, remove_connectors};
+use crate::error::Error;
 use crate::http::error::AppError;
 use crate::http::extract::{ApiPath, ApiQuery};
 use crate::state::AppState;
@@ -54,13 +54,13 @@ pub(crate) fn snake_case(key: &str) -> String {
     out
 }
 
-fn snake<T: Serialize>(value: T) -> Result<Value, AppError> {
+fn snake<T: Serialize>(value: T) -> Result<Value, Error> {
     serde_json::to_value(value)
         .map(snake_case_keys)
-        .map_err(AppError::internal)
+        .map_err(Error::internal)
 }
 
-/// The tunnel's connectors with their connections (seed `cloudflare-tunnel-connections.txt`).
+/// The tunnel's connectors with their connections.
 #[utoipa::path(
     get, path = "/client/v4/accounts/{account_id}/cfd_tunnel/{tunnel_id}/connections",
     tag = "cloudflare", operation_id = "cfListConnections",
@@ -80,7 +80,7 @@ async fn list(
     CfCaller(caller): CfCaller,
     ApiPath((_, tunnel_id)): ApiPath<(String, Uuid)>,
 ) -> Result<Json<Envelope<Value>>, AppError> {
-    let clients = connectors_of(&state, &caller, tunnel_id, None).await?;
+    let clients = state.connectors.list(&caller, tunnel_id, None).await?;
     Ok(ok(snake(clients)?))
 }
 
@@ -118,11 +118,14 @@ async fn cleanup(
     ApiQuery(query): ApiQuery<CleanupQuery>,
 ) -> Result<Json<Envelope<Value>>, AppError> {
     let client_id = query.client_id.as_deref().filter(|s| !s.is_empty());
-    remove_connectors(&state, &caller, tunnel_id, "client_id", client_id).await?;
+    state
+        .connectors
+        .remove(&caller, tunnel_id, "client_id", client_id)
+        .await?;
     Ok(ok(Value::Null))
 }
 
-/// One connector of the tunnel (seed `cloudflare-tunnel-connector-get.txt`).
+/// One connector of the tunnel.
 #[utoipa::path(
     get, path = "/client/v4/accounts/{account_id}/cfd_tunnel/{tunnel_id}/connectors/{connector_id}",
     tag = "cloudflare", operation_id = "cfGetConnector",
@@ -143,7 +146,10 @@ async fn show(
     CfCaller(caller): CfCaller,
     ApiPath((_, tunnel_id, connector_id)): ApiPath<(String, Uuid, Uuid)>,
 ) -> Result<Json<Envelope<Value>>, AppError> {
-    let client = connector(&state, &caller, tunnel_id, connector_id).await?;
+    let client = state
+        .connectors
+        .get(&caller, tunnel_id, connector_id)
+        .await?;
     Ok(ok(snake(client)?))
 }
 

@@ -1,4 +1,4 @@
-//! The caller's address, recorded as a connection's `originIp`.
+//! Addresses: IP networks, and which proxies' `X-Forwarded-For` is believed.
 //!
 //! The TCP peer is the caller, unless the peer is one of the proxies named in
 //! `WARREN_TRUSTED_PROXIES`: then `X-Forwarded-For` is read from the right, skipping trusted
@@ -6,14 +6,8 @@
 //! peer is ignored, so nobody can claim an address by sending it.
 
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::str::FromStr;
-
-use axum::extract::{ConnectInfo, FromRef, FromRequestParts};
-use axum::http::request::Parts;
-
-use crate::http::error::AppError;
-use crate::state::AppState;
 
 /// One IP address or CIDR block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,31 +118,6 @@ impl TrustedProxies {
             }
         }
         caller
-    }
-}
-
-/// Extractor: the caller's address as text, `None` when the server has no peer address.
-pub struct OriginIp(pub Option<String>);
-
-impl<S> FromRequestParts<S> for OriginIp
-where
-    AppState: FromRef<S>,
-    S: Send + Sync,
-{
-    type Rejection = AppError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() else {
-            return Ok(Self(None));
-        };
-        let app = AppState::from_ref(state);
-        let forwarded = parts
-            .headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok());
-        let ip = app.config.trusted_proxies.client_ip(peer.ip(), forwarded);
-        Ok(Self(Some(ip.to_string())))
     }
 }
 

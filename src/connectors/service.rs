@@ -1,0 +1,91 @@
+//! The connector service: a tunnel's connectors and their connections, for both route
+//! families.
+
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::store::{self, Clocks};
+use super::Client;
+use crate::auth::{Principal, Scope};
+use crate::error::Error;
+use crate::tunnels::service::current;
+
+/// The connector service; cheap to clone.
+#[derive(Clone)]
+pub struct Connectors {
+    db: PgPool,
+    clocks: Clocks,
+}
+
+impl Connectors {
+    pub fn new(db: PgPool, clocks: Clocks) -> Self {
+        Self { db, clocks }
+    }
+
+    /// The tunnel's connectors with their connections; not found when the tunnel is not the
+    /// caller's. Only `connector` when given.
+    #[tracing::instrument(skip_all, err)]
+    pub async fn list(
+        &self,
+        caller: &Principal,
+        tunnel_id: Uuid,
+        connector: Option<Uuid>,
+    ) -> Result<Vec<Client>, Error> {
+        caller.require(Scope::TunnelsRead)?;
+        let mut tx = self.db.begin().await?;
+        current(&mut tx, caller.account_id, tunnel_id).await?;
+        let clients = store::list(
+            &mut tx,
+            caller.account_id,
+            tunnel_id,
+            connector,
+            self.clocks,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(clients)
+    }
+
+    /// One connector of the tunnel; not found for an unknown tunnel or connector.
+    pub async fn get(
+        &self,
+        caller: &Principal,
+        tunnel_id: Uuid,
+        connector_id: Uuid,
+    ) -> Result<Client, Error> {
+        self.list(caller, tunnel_id, Some(connector_id))
+            .await?
+            .into_iter()
+            .next()
+            .ok_or(Error::NotFound("connector"))
+    }
+
+    /// Removes one connector (`client_id`, a UUID the caller sent as the parameter named
+    /// `param`), or all of them, whatever their state; an unknown connector is not found.
+    #[tracing::instrument(skip_all, err)]
+    pub async fn remove(
+        &self,
+        caller: &Principal,
+        tunnel_id: Uuid,
+        param: &str,
+        client_id: Option<&str>,
+    ) -> Result<(), Error> {
+        caller.require(Scope::TunnelsWrite)?;
+        let connector = client_id
+            .map(|raw| {
+                Uuid::try_parse(raw.trim()).map_err(|_| {
+                    Error::bad_param(param, format!("{param} must be a UUID; got `{raw}`"))
+                })
+            })
+            .transpose()?;
+        let mut tx = self.db.begin().await?;
+        current(&mut tx, caller.account_id, tunnel_id).await?;
+        let removed = store::delete(&mut tx, tunnel_id, connector).await?;
+        if connector.is_some() && removed == 0 {
+            return Err(Error::NotFound("connector"));
+        }
+        tx.commit().await?;
+        tracing::info!(tunnel_id = %tunnel_id, removed, "connectors cleaned up");
+        Ok(())
+    }
+}

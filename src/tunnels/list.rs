@@ -1,0 +1,117 @@
+//! The tunnel list: a page at a time, newest first, with a cursor for the next page.
+
+use super::store::{self, Cursor, Due};
+use super::{TunnelView, Tunnels};
+use crate::auth::{Principal, Scope};
+use crate::error::Error;
+
+/// Which tunnels to list, as the caller wrote the parameters: `includeInactive` (`true`, `1`,
+/// `false`, `0`), `limit` (1 to 1000, the default) and `after` (a cursor from a previous page).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ListRequest<'a> {
+    pub include_inactive: Option<&'a str>,
+    pub limit: Option<&'a str>,
+    pub after: Option<&'a str>,
+}
+
+/// A page of tunnels, newest first, and where the next page starts if there is one.
+pub struct Page {
+    pub tunnels: Vec<TunnelView>,
+    pub next: Option<Cursor>,
+    /// The request as understood, for the link to the next page.
+    pub include_inactive: bool,
+    pub limit: i64,
+}
+
+impl Tunnels {
+    /// A page of the caller's tunnels, newest first; only live ones unless asked.
+    #[tracing::instrument(skip_all, err)]
+    pub async fn list(&self, caller: &Principal, request: ListRequest<'_>) -> Result<Page, Error> {
+        caller.require(Scope::TunnelsRead)?;
+        let include_inactive = parse_bool_param("includeInactive", request.include_inactive)?;
+        let limit = parse_limit(request.limit)?;
+        let after = parse_cursor(request.after)?;
+        let mut tx = self.db.begin().await?;
+        let due = Due {
+            account_id: Some(caller.account_id),
+            ..Due::default()
+        };
+        store::expire_due(&mut tx, due).await?;
+        let mut rows = store::list(
+            &mut tx,
+            caller.account_id,
+            include_inactive,
+            after,
+            limit + 1,
+        )
+        .await?;
+        tx.commit().await?;
+        let more = rows.len() as i64 > limit;
+        rows.truncate(usize::try_from(limit).unwrap_or(0));
+        let next = rows.last().filter(|_| more).map(Cursor::after);
+        Ok(Page {
+            tunnels: rows.into_iter().map(|t| self.view(t)).collect(),
+            next,
+            include_inactive,
+            limit,
+        })
+    }
+}
+
+/// The default and largest page of `GET /v1/tunnels`.
+pub const MAX_PAGE: i64 = 1000;
+
+/// `true`, `1`, `false`, `0`: what the native API has always accepted.
+fn parse_bool_param(name: &str, value: Option<&str>) -> Result<bool, Error> {
+    match value {
+        None => Ok(false),
+        Some("true" | "1") => Ok(true),
+        Some("false" | "0") => Ok(false),
+        Some(other) => Err(Error::bad_param(
+            name,
+            format!("{name} must be one of true, 1, false, 0; got `{other}`"),
+        )),
+    }
+}
+
+fn parse_limit(value: Option<&str>) -> Result<i64, Error> {
+    let Some(raw) = value else {
+        return Ok(MAX_PAGE);
+    };
+    match raw.parse::<i64>() {
+        Ok(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+        _ => Err(Error::bad_param(
+            "limit",
+            format!("limit must be a whole number from 1 to {MAX_PAGE}; got `{raw}`"),
+        )),
+    }
+}
+
+fn parse_cursor(value: Option<&str>) -> Result<Option<Cursor>, Error> {
+    let Some(raw) = value else {
+        return Ok(None);
+    };
+    Cursor::parse(raw).map(Some).ok_or_else(|| {
+        Error::bad_param(
+            "after",
+            "after must be a cursor taken from a `Link: rel=\"next\"` header",
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn include_inactive_accepts_true_1_false_and_0_only() {
+        assert!(parse_bool_param("x", Some("true")).unwrap());
+        assert!(parse_bool_param("x", Some("1")).unwrap());
+        assert!(!parse_bool_param("x", Some("false")).unwrap());
+        assert!(!parse_bool_param("x", Some("0")).unwrap());
+        assert!(!parse_bool_param("x", None).unwrap());
+        for bad in ["yes", "TRUE", "", "2"] {
+            assert!(parse_bool_param("x", Some(bad)).is_err(), "{bad}");
+        }
+    }
+}
