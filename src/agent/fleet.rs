@@ -1,4 +1,4 @@
-//! The agent's device fleet-status reports (SPEC §5): one snapshot at start and then about
+//! The agent's device fleet-status reports: one snapshot at start and then about
 //! once a minute. A failed report is only logged: it never stops or delays the heartbeats.
 
 use std::time::Duration;
@@ -22,7 +22,7 @@ pub struct Device {
 }
 
 impl Device {
-    /// One snapshot with the seed's field names; a measurement that cannot be read is left out.
+    /// One snapshot with the fleet-status field names; a measurement that cannot be read is left out.
     pub fn snapshot(&self, cpu_pct: Option<f64>) -> Value {
         let mut snap = Map::new();
         let mut put = |k: &str, v: Value| {

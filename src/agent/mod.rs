@@ -25,7 +25,7 @@ use uuid::Uuid;
 use crate::remote::{Answer, Remote};
 use client::{CallError, Client};
 
-/// The header with the heartbeat interval in seconds (SPEC §3).
+/// The header with the heartbeat interval in seconds, which agents follow.
 pub const INTERVAL_HEADER: &str = "warren-heartbeat-interval";
 /// The interval used until the server has said one.
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);

@@ -1,4 +1,4 @@
-//! The device the agent runs on, as the fleet-status snapshot (SPEC §5) reports it: a stable
+//! The device the agent runs on, as the fleet-status snapshot reports it: a stable
 //! device id, CPU from `/proc/stat` deltas, memory from `/proc/meminfo`, disk from `statvfs("/")`.
 
 use std::path::Path;

@@ -1,6 +1,6 @@
 //! Connectors (agent processes serving a tunnel, several for high availability) and their
-//! connections to edge locations: the report a heartbeat carries, its validation, and the
-//! seed's Client shape (`cloudflare-tunnel-connections.txt`).
+//! connections to edge locations: the report a heartbeat carries, its validation, and
+//! Cloudflare's Client shape, which the API answers.
 
 pub mod report;
 mod service;
@@ -15,8 +15,8 @@ use crate::time::Timestamp;
 pub use report::{parse_report, Report, ReportedConnection};
 pub use service::Connectors;
 
-/// A connector as the API shows it: the seed's Client (camelCase here; the compatible routes
-/// rename the keys to the seed's snake_case).
+/// A connector as the API shows it: Cloudflare's Client (camelCase here; the compatible
+/// routes rename the keys to Cloudflare's snake_case).
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[schema(as = Connector)]
@@ -35,8 +35,8 @@ pub struct Client {
     pub version: Option<String>,
 }
 
-/// One connection of a [`Client`]. `uuid` and `id` are both the connection's UUID, as the
-/// seed defines them; `clientId` is the connector's id, `clientVersion` its version.
+/// One connection of a [`Client`]. `uuid` and `id` are both the connection's UUID, as
+/// Cloudflare defines them; `clientId` is the connector's id, `clientVersion` its version.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Connection {

@@ -43,6 +43,14 @@ pub async fn connect(url: &str, patience: Duration) -> anyhow::Result<PgPool> {
     }
 }
 
+/// One round trip to the database.
+pub async fn ping(pool: &PgPool) -> Result<(), sqlx::Error> {
+    sqlx::query_scalar!("SELECT 1 AS \"one!\"")
+        .fetch_one(pool)
+        .await?;
+    Ok(())
+}
+
 /// Applies every pending migration (safe to run from several processes at once: sqlx takes
 /// an advisory lock).
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {

@@ -1,4 +1,4 @@
-//! The optional fields of a device snapshot, exactly as the DEX seeds list them, with their
+//! The optional fields of a device snapshot, exactly as Cloudflare's DEX API lists them, with their
 //! types and bounds. Unknown fields are refused, so a typo is a 422 naming it, not lost data.
 
 use std::net::IpAddr;
@@ -76,7 +76,7 @@ pub struct Details {
     pub wifi_strength_dbm: Option<i64>,
 }
 
-/// Per-application CPU use; the seed spells these keys in snake_case.
+/// Per-application CPU use; Cloudflare spells these keys in snake_case.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AppCpu {
@@ -86,7 +86,7 @@ pub struct AppCpu {
     pub name: Option<String>,
 }
 
-/// Per-application RAM use; snake_case keys as in the seed.
+/// Per-application RAM use; snake_case keys as Cloudflare has them.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AppRam {

@@ -7,7 +7,7 @@
 //!   IP details, per-app lists, RTT, and the tunnel counters, which are cumulative);
 //! - the gauges in [`AVERAGED`] are the mean of the values reported during the hour, over
 //!   the snapshots that carried them (an hour where none did keeps the field absent);
-//!   integer metrics (`formatint64` in the seed) are rounded to the nearest integer.
+//!   integer metrics (`formatint64` in Cloudflare's schema) are rounded to the nearest integer.
 //!
 //! A batch is first folded per device and hour here, then upserted with running sums and
 //! counts, so snapshots arriving across several requests average correctly.

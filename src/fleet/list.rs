@@ -1,4 +1,4 @@
-//! The device list (SPEC §5): a page of one source, and how many rows match.
+//! The device list: a page of one source, and how many rows match.
 //!
 //! Each source has one query shape: typed filters that are NULL when not given, and an
 //! ORDER BY whose `CASE` on the sort key folds to a constant once the key is bound (every

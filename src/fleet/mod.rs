@@ -42,11 +42,11 @@ pub struct Snapshot {
     pub platform: String,
     pub status: String,
     pub version: String,
-    /// The optional fields that were given, as the seed names them (never `null`s).
+    /// The optional fields that were given, as Cloudflare names them (never `null`s).
     pub details: Map<String, Value>,
 }
 
-/// The required dimensions besides `deviceId` and `timestamp`, in the seed's order.
+/// The required dimensions besides `deviceId` and `timestamp`, in Cloudflare's order.
 pub const DIMENSIONS: [&str; 5] = ["colo", "mode", "platform", "status", "version"];
 
 /// A body of one snapshot or an array of 1 to [`MAX_BATCH`]; all valid, or a 422 naming
@@ -154,7 +154,7 @@ fn name_field(path: &str, message: &str) -> details::Violation {
     }
 }
 
-/// A device's own clock: RFC 3339 (a space instead of `T` too, as the seed prints it),
+/// A device's own clock: RFC 3339 (a space instead of `T` too, as Cloudflare prints it),
 /// truncated to milliseconds; not more than [`MAX_CLOCK_SKEW`] ahead, nor older than
 /// [`RETENTION`].
 fn parse_reported_time(
@@ -175,7 +175,7 @@ fn parse_reported_time(
     Ok(t)
 }
 
-/// RFC 3339, also with a space for `T` and a bare `+00` offset (the seed's own rendering).
+/// RFC 3339, also with a space for `T` and a bare `+00` offset (Cloudflare's own rendering).
 pub fn parse_rfc3339(value: &str) -> Option<DateTime<Utc>> {
     let parsed = DateTime::parse_from_rfc3339(value)
         .or_else(|_| DateTime::parse_from_str(value, "%Y-%m-%d %H:%M:%S%.f%#z"))
@@ -198,7 +198,7 @@ fn strip_nulls(value: Value) -> Value {
     }
 }
 
-/// A stored snapshot (or hourly row) as the API shows it: the seed's object, camelCase.
+/// A stored snapshot (or hourly row) as the API shows it: Cloudflare's device object, camelCase.
 #[derive(Debug)]
 pub struct DeviceRow {
     pub device_id: Uuid,
@@ -216,7 +216,7 @@ pub struct DeviceRow {
 }
 
 impl DeviceRow {
-    /// The seed's device object: the stored details, the dimensions, and for hourly rows the
+    /// Cloudflare's device object: the stored details, the dimensions, and for hourly rows the
     /// hour's averages in place of the last values.
     pub fn render(self) -> Value {
         let mut object = match serde_json::from_str(&self.details) {

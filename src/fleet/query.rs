@@ -256,3 +256,17 @@ pub fn instant(name: &str, value: &str) -> Result<DateTime<Utc>, Error> {
     }
     parse_rfc3339(value).ok_or_else(bad)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whole_numbers_accept_whole_valued_decimals_only() {
+        assert_eq!(whole_number("page", "1.0", 1, 100).unwrap(), 1);
+        assert_eq!(whole_number("page", "2", 1, 100).unwrap(), 2);
+        for bad in ["1.5", "0", "101", "abc", "", "NaN", "inf", "-1"] {
+            assert!(whole_number("page", bad, 1, 100).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,5 +1,5 @@
 //! Fleet-status SQL for writes, the live status and retention (the list is in
-//! [`super::list`]). Every function takes a connection; the handler owns the transaction.
+//! [`super::list`]). Every function takes a connection; the service owns the transaction.
 //!
 //! A batch is stored in two statements whatever its size: the snapshots through one
 //! `INSERT … SELECT FROM UNNEST(arrays)`, then the device-hours they touch through one upsert.

@@ -38,9 +38,8 @@ async fn healthz() -> Json<Value> {
     )
 )]
 async fn readyz(State(db): State<PgPool>) -> Result<Json<Value>, AppError> {
-    let ping = sqlx::query_scalar!("SELECT 1 AS \"one!\"").fetch_one(&db);
-    match tokio::time::timeout(Duration::from_secs(2), ping).await {
-        Ok(Ok(_)) => Ok(Json(json!({ "status": "ready" }))),
+    match tokio::time::timeout(Duration::from_secs(2), crate::db::ping(&db)).await {
+        Ok(Ok(())) => Ok(Json(json!({ "status": "ready" }))),
         Ok(Err(err)) => Err(Error::Unavailable(err).into()),
         Err(_) => Err(Error::Unavailable(sqlx::Error::PoolTimedOut).into()),
     }

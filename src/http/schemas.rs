@@ -162,7 +162,7 @@ fn patch_tunnel() -> Value {
 }
 
 schema_type! {
-    /// A tunnel's requested transition (SPEC §3).
+    /// A tunnel's requested transition.
     PatchTunnel = from_json(patch_tunnel()); refs []; inlines []
 }
 
@@ -173,7 +173,7 @@ pub struct Health {
     status: String,
 }
 
-/// The connector a heartbeat may report (SPEC §4). Unknown members are ignored.
+/// The connector a heartbeat may report. Unknown members are ignored.
 #[derive(ToSchema)]
 #[schema(rename_all = "camelCase")]
 pub struct ConnectorReport {
@@ -248,7 +248,7 @@ pub fn device(reported: bool) -> Value {
 }
 
 schema_type! {
-    /// A device's status as stored and listed (seeds `cloudflare-dex-*`), camelCase.
+    /// A device's status as stored and listed (Cloudflare's DEX device fields), camelCase.
     DeviceStatus = from_json(device(false));
     refs [crate::time::Timestamp]; inlines [Details]
 }

@@ -1,7 +1,7 @@
 //! The tunnel list: a page at a time, newest first, with a cursor for the next page.
 
-use super::store::{self, Cursor, Due};
-use super::{TunnelView, Tunnels};
+use super::store::{self, Due};
+use super::{Cursor, TunnelView, Tunnels};
 use crate::auth::{Principal, Scope};
 use crate::error::Error;
 

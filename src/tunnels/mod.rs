@@ -100,7 +100,47 @@ impl Tunnel {
     }
 }
 
-/// A tunnel exactly as the API shows it (seed `list-tunnels-v1.txt`).
+/// Where a page of the tunnel list starts: after this tunnel in newest-first order. Its text
+/// form is `{createdAt in microseconds}_{id}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cursor {
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub id: Uuid,
+}
+
+impl Cursor {
+    /// The cursor of the page that follows `last`.
+    pub fn after(last: &Tunnel) -> Self {
+        Self {
+            created_at: last.created_at,
+            id: last.id,
+        }
+    }
+
+    /// A cursor from its text form; `None` unless it is one (and within what PostgreSQL can
+    /// store, since a cursor is made from a creation time).
+    pub fn parse(text: &str) -> Option<Self> {
+        let (micros, id) = text.split_once('_')?;
+        Some(Self {
+            created_at: chrono::DateTime::from_timestamp_micros(micros.parse().ok()?)
+                .filter(|t| (1970..=9999).contains(&chrono::Datelike::year(t)))?,
+            id: Uuid::try_parse(id).ok()?,
+        })
+    }
+}
+
+impl std::fmt::Display for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}_{}",
+            self.created_at.timestamp_micros(),
+            self.id.simple()
+        )
+    }
+}
+
+/// A tunnel exactly as the API shows it.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[schema(as = Tunnel)]
@@ -229,7 +269,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn patch_sources_follow_the_spec_table() {
+    fn patch_sources_follow_the_state_machine() {
         assert_eq!(Status::Active.patch_sources(), &[Status::Creating]);
         assert_eq!(
             Status::Stopping.patch_sources(),

@@ -12,7 +12,7 @@ use std::time::Duration;
 use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
-use super::{Status, Tunnel};
+use super::{Cursor, Status, Tunnel};
 use crate::time::millis;
 
 /// Which due leases [`expire_due`] expires; `None` fields do not filter.
@@ -141,46 +141,6 @@ pub async fn live_holder(
     .fetch_optional(conn)
     .await?;
     Ok(row.map(|r| (r.id, r.account_id)))
-}
-
-/// Where a page of the tunnel list starts: after this tunnel in newest-first order. Its text
-/// form is `{createdAt in microseconds}_{id}`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Cursor {
-    pub created_at: chrono::DateTime<chrono::Utc>,
-    pub id: Uuid,
-}
-
-impl Cursor {
-    /// The cursor of the page that follows `last`.
-    pub fn after(last: &Tunnel) -> Self {
-        Self {
-            created_at: last.created_at,
-            id: last.id,
-        }
-    }
-
-    /// A cursor from its text form; `None` unless it is one (and within what PostgreSQL can
-    /// store, since a cursor is made from a creation time).
-    pub fn parse(text: &str) -> Option<Self> {
-        let (micros, id) = text.split_once('_')?;
-        Some(Self {
-            created_at: chrono::DateTime::from_timestamp_micros(micros.parse().ok()?)
-                .filter(|t| (1970..=9999).contains(&chrono::Datelike::year(t)))?,
-            id: Uuid::try_parse(id).ok()?,
-        })
-    }
-}
-
-impl std::fmt::Display for Cursor {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}_{}",
-            self.created_at.timestamp_micros(),
-            self.id.simple()
-        )
-    }
 }
 
 /// A page of the account's tunnels, newest first; only live ones unless `include_inactive`.

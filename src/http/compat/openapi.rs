@@ -1,5 +1,5 @@
 //! The OpenAPI schemas of the Cloudflare-compatible routes: the envelope, the error envelope,
-//! the seeds' snake_case connector (derived from the native [`Client`] schema by the same
+//! Cloudflare's snake_case connector (derived from the native [`Client`] schema by the same
 //! renaming the routes apply), and the `X-Auth-Email` + `X-Auth-Key` security schemes.
 
 use serde_json::{json, Map, Value};
@@ -88,7 +88,7 @@ fn connector() -> Value {
     let schema = serde_json::to_value(Client::schema()).expect("schema serializes");
     let mut schema = snake_schema(schema);
     schema["description"] = json!(
-        "The seed's Client: a connector (one agent process) with its connections, snake_case."
+        "Cloudflare's Client: a connector (one agent process) with its connections, snake_case."
     );
     schema
 }
@@ -124,7 +124,7 @@ fn refer(name: &str) -> Value {
 }
 
 schema_type! {
-    /// The seed's Client: a connector with its connections, snake_case.
+    /// Cloudflare's Client: a connector with its connections, snake_case.
     CfConnector = from_json(connector()); refs [Timestamp]; inlines []
 }
 
