@@ -48,6 +48,10 @@ pub struct Config {
     pub heartbeat_batch_max: usize,
     /// How many heartbeat batches may be committing at once.
     pub heartbeat_flushes_in_flight: usize,
+    /// Events are deleted this long after they happened.
+    pub event_retention: Duration,
+    /// How often event retention runs.
+    pub event_retention_interval: Duration,
 }
 
 impl Config {
@@ -74,6 +78,8 @@ impl Config {
             login_attempts_per_minute: 10,
             heartbeat_batch_max: 500,
             heartbeat_flushes_in_flight: 1,
+            event_retention: Duration::from_secs(7 * 86_400),
+            event_retention_interval: Duration::from_secs(60),
         }
     }
 }

@@ -34,10 +34,11 @@ pub enum ErrorCode {
     RateLimited,
     ServiceUnavailable,
     InternalError,
+    EventsExpired,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 19] = [
+    pub const ALL: [ErrorCode; 20] = [
         ErrorCode::ValidationFailed,
         ErrorCode::MalformedJson,
         ErrorCode::UnsupportedMediaType,
@@ -57,6 +58,7 @@ impl ErrorCode {
         ErrorCode::RateLimited,
         ErrorCode::ServiceUnavailable,
         ErrorCode::InternalError,
+        ErrorCode::EventsExpired,
     ];
 
     /// The stable snake_case name: problem+json's `code`.
@@ -81,6 +83,7 @@ impl ErrorCode {
             Self::RateLimited => "rate_limited",
             Self::ServiceUnavailable => "service_unavailable",
             Self::InternalError => "internal_error",
+            Self::EventsExpired => "events_expired",
         }
     }
 
@@ -107,6 +110,7 @@ impl ErrorCode {
             Self::SlugTaken | Self::EmailTaken => 1008,
             Self::LeaseExpired => 1009,
             Self::ServiceUnavailable => 1010,
+            Self::EventsExpired => 1011,
             Self::Unauthorized => 10000,
             Self::Forbidden => 10001,
         }
@@ -145,6 +149,13 @@ pub enum Error {
     /// A well-formed request the rules refuse for a reason other than one field's value.
     #[error("{detail}")]
     Unprocessable { code: ErrorCode, detail: String },
+    /// What was asked for existed once and is gone for good; `extra` says where to go on.
+    #[error("{detail}")]
+    Gone {
+        code: ErrorCode,
+        detail: String,
+        extra: Map<String, Value>,
+    },
     #[error("too many attempts; try again in {retry_after} s")]
     RateLimited { retry_after: u64 },
     #[error("the database is unavailable")]
@@ -182,9 +193,9 @@ impl Error {
         }
     }
 
-    /// Adds a member to a conflict's answer (other errors carry none).
+    /// Adds a member to a conflict's or a gone's answer (other errors carry none).
     pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
-        if let Self::Conflict { extra, .. } = &mut self {
+        if let Self::Conflict { extra, .. } | Self::Gone { extra, .. } = &mut self {
             extra.insert(key.to_owned(), value.into());
         }
         self
@@ -200,7 +211,9 @@ impl Error {
             Self::Unauthorized(_) => ErrorCode::Unauthorized,
             Self::Forbidden(_) => ErrorCode::Forbidden,
             Self::NotFound(_) => ErrorCode::NotFound,
-            Self::Conflict { code, .. } | Self::Unprocessable { code, .. } => *code,
+            Self::Conflict { code, .. }
+            | Self::Unprocessable { code, .. }
+            | Self::Gone { code, .. } => *code,
             Self::RateLimited { .. } => ErrorCode::RateLimited,
             Self::Unavailable(_) => ErrorCode::ServiceUnavailable,
             Self::Internal(_) => ErrorCode::InternalError,

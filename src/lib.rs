@@ -12,6 +12,7 @@ pub mod config;
 pub mod connectors;
 pub mod db;
 pub mod error;
+pub mod events;
 pub mod fleet;
 pub mod http;
 pub mod net;

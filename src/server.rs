@@ -21,6 +21,7 @@ use crate::config::Config;
 use crate::connectors::store::Clocks;
 use crate::connectors::{sweeper::Sweeper, Connectors};
 use crate::db::gate::{self, Gate};
+use crate::events::{self, hub::Hub, Events};
 use crate::fleet::{retention::Retention, Fleet};
 use crate::state::{AppState, Services};
 use crate::tasks::{spawn_periodic, supervise};
@@ -76,6 +77,7 @@ pub fn build_state(config: Config, pool: PgPool) -> anyhow::Result<(AppState, Ru
             lease_ttl: config.lease_ttl,
             max_batch: config.heartbeat_batch_max,
             max_in_flight: config.heartbeat_flushes_in_flight,
+            base_domain: config.base_domain.clone(),
             meter: meter.clone(),
         },
     );
@@ -84,10 +86,12 @@ pub fn build_state(config: Config, pool: PgPool) -> anyhow::Result<(AppState, Ru
         base_domain: config.base_domain.clone(),
         reconnect_grace: config.reconnect_grace,
     };
+    let tunnels = Tunnels::new(pool.clone(), settings, heartbeats, meter.clone());
     let state = AppState::new(Services {
-        tunnels: Tunnels::new(pool.clone(), settings, heartbeats, meter.clone()),
-        connectors: Connectors::new(pool.clone(), clocks(&config)),
+        connectors: Connectors::new(pool.clone(), clocks(&config), tunnels.clone()),
+        tunnels,
         fleet: Fleet::new(pool.clone()),
+        events: Events::new(pool.clone(), Hub::new(pool.clone())),
         auth,
         gate: Gate::new(meter.clone()),
         db: pool,
@@ -114,11 +118,13 @@ pub fn spawn_tasks(state: &AppState, tasks: &mut JoinSet<()>, shutdown: &Cancell
         stall_after: reaper::Settings::stall_after(config.lease_ttl, config.reaper_interval),
         history_retention: config.history_retention,
     };
-    spawn_periodic(
-        tasks,
-        shutdown,
-        Reaper::new(db.clone(), settings, state.meter.clone()),
+    let reaper = Reaper::new(
+        db.clone(),
+        settings,
+        &config.base_domain,
+        state.meter.clone(),
     );
+    spawn_periodic(tasks, shutdown, reaper);
     let sweeper = Sweeper {
         pool: db.clone(),
         interval: config.connector_sweep_interval,
@@ -131,7 +137,20 @@ pub fn spawn_tasks(state: &AppState, tasks: &mut JoinSet<()>, shutdown: &Cancell
         batch: config.fleet_retention_batch,
     };
     spawn_periodic(tasks, shutdown, retention);
+    let event_retention = events::retention::Retention {
+        pool: db.clone(),
+        interval: config.event_retention_interval,
+        retention: config.event_retention,
+        batch: config.fleet_retention_batch,
+    };
+    spawn_periodic(tasks, shutdown, event_retention);
 
+    let hub = state.events.hub();
+    tasks.spawn(supervise(
+        "event listener",
+        shutdown.clone(),
+        move |token| hub.clone().listen(token),
+    ));
     let gate = state.gate.clone();
     let probe_db = db.clone();
     tasks.spawn(supervise(
@@ -174,10 +193,15 @@ impl Server {
         let batcher = run_batcher(flush_stop.clone());
         let stop = shutdown.clone();
         let router = app(state.clone());
+        let hub = state.events.hub();
         tasks.spawn(async move {
             let until = stop.clone();
-            if let Err(err) = serve(listener, router, async move { until.cancelled().await }).await
-            {
+            let draining = async move {
+                until.cancelled().await;
+                // Event streams never end by themselves: end them, so the drain can finish.
+                hub.close();
+            };
+            if let Err(err) = serve(listener, router, draining).await {
                 tracing::error!(error = %err, "HTTP server failed");
             }
             flush_stop.cancel();

@@ -10,6 +10,7 @@ use crate::auth::Auth;
 use crate::config::Config;
 use crate::connectors::Connectors;
 use crate::db::gate::Gate;
+use crate::events::Events;
 use crate::fleet::Fleet;
 use crate::telemetry::Meter;
 use crate::tunnels::Tunnels;
@@ -26,6 +27,7 @@ pub struct Services {
     pub tunnels: Tunnels,
     pub connectors: Connectors,
     pub fleet: Fleet,
+    pub events: Events,
     pub gate: Gate,
     pub meter: Meter,
 }

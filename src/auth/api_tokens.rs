@@ -8,6 +8,7 @@ use super::service::Auth;
 use super::tokens::{self, NewToken, TokenRecord};
 use super::{Principal, Scope, Scopes};
 use crate::error::Error;
+use crate::events::{self, EventType, NewEvent};
 use crate::time::Timestamp;
 
 /// Ten years: long enough for any agent, short enough to stay a real expiry.
@@ -63,9 +64,9 @@ impl Auth {
         caller.require(Scope::TokensWrite)?;
         let scopes = validate(&new, caller)?;
         let (token, hash) = tokens::generate();
-        let mut conn = self.db.acquire().await?;
+        let mut tx = self.db.begin().await?;
         let record = tokens::insert(
-            &mut conn,
+            &mut tx,
             NewToken {
                 account_id: caller.account_id,
                 user_id: caller.user_id,
@@ -76,7 +77,20 @@ impl Auth {
             },
         )
         .await?;
-        Ok(TokenView::new(record, Some(token)))
+        let view = TokenView::new(record, None);
+        let created = NewEvent::new(
+            caller.account_id,
+            EventType::TokenCreated,
+            view.id,
+            caller.into(),
+            &view,
+        );
+        events::store::append(&mut tx, &[created]).await?;
+        tx.commit().await?;
+        Ok(TokenView {
+            token: Some(token),
+            ..view
+        })
     }
 
     /// The account's API tokens, without their secrets.
@@ -92,15 +106,26 @@ impl Auth {
     }
 
     /// Revokes a token at once: refused here before this returns, and on other replicas as
-    /// soon as the database's notification reaches them.
+    /// soon as the database's notification reaches them. The revocation is logged with the
+    /// revoking caller as its principal, which may be the token itself.
     #[tracing::instrument(skip_all, err)]
     pub async fn revoke_token(&self, caller: &Principal, id: Uuid) -> Result<(), Error> {
         caller.require(Scope::TokensWrite)?;
-        let mut conn = self.db.acquire().await?;
-        let hash = tokens::delete(&mut conn, caller.account_id, id)
+        let mut tx = self.db.begin().await?;
+        let deleted = tokens::delete(&mut tx, caller.account_id, id)
             .await?
             .ok_or(Error::NotFound("token"))?;
-        self.cache.evict(&hash);
+        let view = TokenView::new(deleted.record, None);
+        let revoked = NewEvent::new(
+            caller.account_id,
+            EventType::TokenRevoked,
+            view.id,
+            caller.into(),
+            &view,
+        );
+        events::store::append(&mut tx, &[revoked]).await?;
+        tx.commit().await?;
+        self.cache.evict(&deleted.hash);
         Ok(())
     }
 }

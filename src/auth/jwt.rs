@@ -134,6 +134,7 @@ impl JwtKeys {
             user_id: data.claims.sub,
             account_id,
             scopes: Scopes::from_names(&data.claims.scopes),
+            token_id: None,
         })
     }
 }

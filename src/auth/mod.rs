@@ -28,16 +28,20 @@ pub enum Scope {
     DexRead,
     DexWrite,
     TokensWrite,
+    EventsRead,
+    WebhooksWrite,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 6] = [
+    pub const ALL: [Scope; 8] = [
         Scope::TunnelsRead,
         Scope::TunnelsWrite,
         Scope::TunnelsHeartbeat,
         Scope::DexRead,
         Scope::DexWrite,
         Scope::TokensWrite,
+        Scope::EventsRead,
+        Scope::WebhooksWrite,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -48,6 +52,8 @@ impl Scope {
             Scope::DexRead => "dex:read",
             Scope::DexWrite => "dex:write",
             Scope::TokensWrite => "tokens:write",
+            Scope::EventsRead => "events:read",
+            Scope::WebhooksWrite => "webhooks:write",
         }
     }
 
@@ -110,6 +116,8 @@ pub struct Principal {
     pub user_id: Uuid,
     pub account_id: Uuid,
     pub scopes: Scopes,
+    /// The API token the caller used; `None` for a login's access token.
+    pub token_id: Option<Uuid>,
 }
 
 impl Principal {

@@ -80,20 +80,37 @@ pub async fn list(
     .await
 }
 
-/// Deletes the token and returns its hash; `None` when the account has no such token.
+/// A deleted token: what it was, and its hash (to evict it from the cache).
+pub struct Deleted {
+    pub record: TokenRecord,
+    pub hash: Vec<u8>,
+}
+
+/// Deletes the token; `None` when the account has no such token.
 #[tracing::instrument(skip_all, err)]
 pub async fn delete(
     conn: &mut PgConnection,
     account_id: Uuid,
     id: Uuid,
-) -> Result<Option<Vec<u8>>, sqlx::Error> {
-    sqlx::query_scalar!(
-        "DELETE FROM api_tokens WHERE id = $1 AND account_id = $2 RETURNING token_hash",
+) -> Result<Option<Deleted>, sqlx::Error> {
+    let row = sqlx::query!(
+        "DELETE FROM api_tokens WHERE id = $1 AND account_id = $2
+         RETURNING id, name, scopes, created_at, expires_at, token_hash",
         id,
         account_id
     )
     .fetch_optional(conn)
-    .await
+    .await?;
+    Ok(row.map(|r| Deleted {
+        record: TokenRecord {
+            id: r.id,
+            name: r.name,
+            scopes: r.scopes,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+        },
+        hash: r.token_hash,
+    }))
 }
 
 /// What a live token grants, and until when.
@@ -109,7 +126,7 @@ pub async fn principal_for(
     hash: &[u8],
 ) -> Result<Option<Grant>, sqlx::Error> {
     let row = sqlx::query!(
-        "SELECT user_id, account_id, scopes, expires_at FROM api_tokens
+        "SELECT id, user_id, account_id, scopes, expires_at FROM api_tokens
          WHERE token_hash = $1 AND (expires_at IS NULL OR expires_at > now())",
         hash
     )
@@ -120,6 +137,7 @@ pub async fn principal_for(
             user_id: r.user_id,
             account_id: r.account_id,
             scopes: Scopes::from_names(&r.scopes),
+            token_id: Some(r.id),
         },
         expires_at: r.expires_at,
     }))
@@ -134,7 +152,7 @@ pub async fn principal_for_email_key(
     key: &str,
 ) -> Result<Option<Principal>, sqlx::Error> {
     let row = sqlx::query!(
-        "SELECT t.user_id, t.account_id, t.scopes FROM api_tokens t
+        "SELECT t.id, t.user_id, t.account_id, t.scopes FROM api_tokens t
          JOIN users u ON u.id = t.user_id
          WHERE t.token_hash = $1 AND lower(u.email) = lower($2)
            AND (t.expires_at IS NULL OR t.expires_at > now())",
@@ -147,5 +165,6 @@ pub async fn principal_for_email_key(
         user_id: r.user_id,
         account_id: r.account_id,
         scopes: Scopes::from_names(&r.scopes),
+        token_id: Some(r.id),
     }))
 }

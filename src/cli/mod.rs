@@ -195,6 +195,9 @@ pub struct ServeArgs {
     /// means larger batches).
     #[arg(long, env = "WARREN_HEARTBEAT_FLUSHES", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub heartbeat_flushes: u16,
+    /// Events are deleted this many days after they happened.
+    #[arg(long, env = "WARREN_EVENT_RETENTION_DAYS", default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub event_retention_days: u32,
     /// Log format: `text` or `json`.
     #[arg(long, env = "WARREN_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
@@ -227,6 +230,7 @@ impl ServeArgs {
             reconnect_grace: Duration::from_secs(self.reconnect_grace_secs),
             trusted_proxies: self.trusted_proxies.clone(),
             heartbeat_flushes_in_flight: usize::from(self.heartbeat_flushes),
+            event_retention: Duration::from_secs(u64::from(self.event_retention_days) * 86_400),
             ..defaults
         }
     }

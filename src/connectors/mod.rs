@@ -35,6 +35,54 @@ pub struct Client {
     pub version: Option<String>,
 }
 
+impl Client {
+    /// The connector as its report describes it, every connection live.
+    pub fn reported(report: &Report, origin_ip: Option<&str>) -> Self {
+        Self {
+            id: report.id,
+            arch: report.arch.clone(),
+            config_version: report.config_version,
+            conns: report
+                .connections
+                .iter()
+                .map(|c| Connection {
+                    id: c.id,
+                    client_id: report.id,
+                    client_version: report.version.clone(),
+                    colo_name: c.colo_name.clone(),
+                    is_pending_reconnect: false,
+                    opened_at: c.opened_at.map(Timestamp),
+                    origin_ip: origin_ip.map(str::to_owned),
+                    uuid: c.id,
+                })
+                .collect(),
+            features: report.features.clone(),
+            run_at: report.run_at.map(Timestamp),
+            version: report.version.clone(),
+        }
+    }
+
+    /// A connector as it last reported itself, without its connections (they are gone).
+    pub fn last_known(
+        id: Uuid,
+        arch: Option<String>,
+        version: Option<String>,
+        config_version: Option<i64>,
+        features: Vec<String>,
+        run_at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Self {
+        Self {
+            id,
+            arch,
+            config_version,
+            conns: Vec::new(),
+            features,
+            run_at: run_at.map(Timestamp),
+            version,
+        }
+    }
+}
+
 /// One connection of a [`Client`]. `uuid` and `id` are both the connection's UUID, as
 /// Cloudflare defines them; `clientId` is the connector's id, `clientVersion` its version.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]

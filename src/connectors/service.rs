@@ -8,18 +8,24 @@ use super::store::{self, Clocks};
 use super::Client;
 use crate::auth::{Principal, Scope};
 use crate::error::Error;
-use crate::tunnels::service::current;
+use crate::events::{self, NewEvent};
+use crate::tunnels::Tunnels;
 
 /// The connector service; cheap to clone.
 #[derive(Clone)]
 pub struct Connectors {
     db: PgPool,
     clocks: Clocks,
+    tunnels: Tunnels,
 }
 
 impl Connectors {
-    pub fn new(db: PgPool, clocks: Clocks) -> Self {
-        Self { db, clocks }
+    pub fn new(db: PgPool, clocks: Clocks, tunnels: Tunnels) -> Self {
+        Self {
+            db,
+            clocks,
+            tunnels,
+        }
     }
 
     /// The tunnel's connectors with their connections; not found when the tunnel is not the
@@ -33,7 +39,9 @@ impl Connectors {
     ) -> Result<Vec<Client>, Error> {
         caller.require(Scope::TunnelsRead)?;
         let mut tx = self.db.begin().await?;
-        current(&mut tx, caller.account_id, tunnel_id).await?;
+        self.tunnels
+            .current(&mut tx, caller.account_id, tunnel_id)
+            .await?;
         let clients = store::list(
             &mut tx,
             caller.account_id,
@@ -79,13 +87,20 @@ impl Connectors {
             })
             .transpose()?;
         let mut tx = self.db.begin().await?;
-        current(&mut tx, caller.account_id, tunnel_id).await?;
+        self.tunnels
+            .current(&mut tx, caller.account_id, tunnel_id)
+            .await?;
         let removed = store::delete(&mut tx, tunnel_id, connector).await?;
-        if connector.is_some() && removed == 0 {
+        if connector.is_some() && removed.is_empty() {
             return Err(Error::NotFound("connector"));
         }
+        let events: Vec<NewEvent> = removed
+            .iter()
+            .map(|gone| gone.event(caller.into()))
+            .collect();
+        events::store::append(&mut tx, &events).await?;
         tx.commit().await?;
-        tracing::info!(tunnel_id = %tunnel_id, removed, "connectors cleaned up");
+        tracing::info!(tunnel_id = %tunnel_id, removed = removed.len(), "connectors cleaned up");
         Ok(())
     }
 }

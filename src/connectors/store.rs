@@ -11,11 +11,13 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::{Client, Connection, Report};
+use crate::events::{Actor, EventType, NewEvent};
 use crate::time::{millis, Timestamp};
 
 /// Records a connector's report for a tunnel whose lease the caller has just renewed in the
 /// same transaction (so the tunnel is live and its row locked): the connector row is upserted
-/// and its `last_seen_at` (its liveness clock) bumped.
+/// and its `last_seen_at` (its liveness clock) bumped. `true` when the connector is new (it
+/// had never reported, or its reconnect grace had run out and it was deleted).
 ///
 /// * The connection rows are written only when the report differs from the previous one:
 ///   its fingerprint ([`Report::fingerprint`]) is stored on the connector row, and `prior`
@@ -30,7 +32,7 @@ pub async fn record_report(
     tunnel_id: Uuid,
     report: &Report,
     origin_ip: Option<&str>,
-) -> Result<(), sqlx::Error> {
+) -> Result<bool, sqlx::Error> {
     let ids: Vec<Uuid> = report.connections.iter().map(|c| c.id).collect();
     let colos: Vec<Option<String>> = report
         .connections
@@ -39,7 +41,7 @@ pub async fn record_report(
         .collect();
     let opened: Vec<Option<DateTime<Utc>>> =
         report.connections.iter().map(|c| c.opened_at).collect();
-    sqlx::query!(
+    let inserted = sqlx::query!(
         r#"WITH prior AS (
                SELECT report_hash FROM connectors WHERE tunnel_id = $1 AND id = $2
            ),
@@ -52,7 +54,8 @@ pub async fn record_report(
                    config_version = EXCLUDED.config_version, features = EXCLUDED.features,
                    run_at = EXCLUDED.run_at, origin_ip = EXCLUDED.origin_ip,
                    report_hash = EXCLUDED.report_hash, last_seen_at = EXCLUDED.last_seen_at
-               RETURNING c.tunnel_id, c.id
+               -- xmax is 0 on a row this statement inserted, not on one it updated
+               RETURNING c.tunnel_id, c.id, (c.xmax = 0) AS inserted
            ),
            changed AS (
                SELECT client.tunnel_id, client.id FROM client
@@ -71,7 +74,7 @@ pub async fn record_report(
                WHERE k.tunnel_id = changed.tunnel_id AND k.connector_id = changed.id
                  AND k.dropped_at IS NULL AND k.id <> ALL($10::uuid[])
            )
-           SELECT count(*) AS "written!" FROM client"#,
+           SELECT inserted AS "inserted!" FROM client"#,
         tunnel_id,
         report.id,
         report.arch.as_deref(),
@@ -86,8 +89,9 @@ pub async fn record_report(
         &opened as &[Option<DateTime<Utc>>],
     )
     .fetch_one(conn)
-    .await?;
-    Ok(())
+    .await?
+    .inserted;
+    Ok(inserted)
 }
 
 /// The clocks that decide pending and gone.
@@ -163,45 +167,110 @@ pub async fn list(
     Ok(clients)
 }
 
+/// A connector that was deleted, as it last reported itself (its connections went with it).
+pub struct Gone {
+    pub account_id: Uuid,
+    pub tunnel_id: Uuid,
+    pub connector: Client,
+}
+
+/// A deleted connector row.
+struct GoneRow {
+    account_id: Uuid,
+    tunnel_id: Uuid,
+    id: Uuid,
+    arch: Option<String>,
+    version: Option<String>,
+    config_version: Option<i64>,
+    features: Vec<String>,
+    run_at: Option<DateTime<Utc>>,
+}
+
+impl From<GoneRow> for Gone {
+    fn from(r: GoneRow) -> Self {
+        Self {
+            account_id: r.account_id,
+            tunnel_id: r.tunnel_id,
+            connector: Client::last_known(
+                r.id,
+                r.arch,
+                r.version,
+                r.config_version,
+                r.features,
+                r.run_at,
+            ),
+        }
+    }
+}
+
+impl Gone {
+    /// `connector.disconnected.v1`, about the tunnel, caused by `actor`.
+    pub fn event(&self, actor: Actor) -> NewEvent {
+        NewEvent::new(
+            self.account_id,
+            EventType::ConnectorDisconnected,
+            self.tunnel_id,
+            actor,
+            &self.connector,
+        )
+    }
+}
+
 /// Removes the connector `connector`, or every connector of the tunnel, whatever their state;
-/// the number removed.
+/// the ones removed.
 #[tracing::instrument(skip_all, err)]
 pub async fn delete(
     conn: &mut PgConnection,
     tunnel_id: Uuid,
     connector: Option<Uuid>,
-) -> Result<u64, sqlx::Error> {
-    let done = sqlx::query!(
-        "DELETE FROM connectors WHERE tunnel_id = $1 AND ($2::uuid IS NULL OR id = $2)",
+) -> Result<Vec<Gone>, sqlx::Error> {
+    let rows = sqlx::query_as!(
+        GoneRow,
+        "DELETE FROM connectors c USING tunnels t
+         WHERE c.tunnel_id = $1 AND ($2::uuid IS NULL OR c.id = $2) AND t.id = c.tunnel_id
+         RETURNING t.account_id, c.tunnel_id, c.id, c.arch, c.version, c.config_version,
+                   c.features, c.run_at",
         tunnel_id,
         connector
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(Gone::from).collect())
+}
+
+/// Deletes the connectors whose reconnect grace has run out; the ones deleted.
+#[tracing::instrument(skip_all, err)]
+pub async fn sweep_connectors(
+    conn: &mut PgConnection,
+    clocks: Clocks,
+) -> Result<Vec<Gone>, sqlx::Error> {
+    let rows = sqlx::query_as!(
+        GoneRow,
+        r#"DELETE FROM connectors c USING tunnels t
+           WHERE t.id = c.tunnel_id
+             AND least(c.last_seen_at + $1::bigint * interval '1 millisecond', t.stopped_at)
+                 + $2::bigint * interval '1 millisecond' <= now()
+           RETURNING t.account_id, c.tunnel_id, c.id, c.arch, c.version, c.config_version,
+                     c.features, c.run_at"#,
+        millis(clocks.lease_ttl),
+        millis(clocks.grace),
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(Gone::from).collect())
+}
+
+/// Deletes the connections whose reconnect grace has run out; how many.
+#[tracing::instrument(skip_all, err)]
+pub async fn sweep_connections(
+    conn: &mut PgConnection,
+    clocks: Clocks,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query!(
+        "DELETE FROM connections k WHERE k.dropped_at <= now() - $1::bigint * interval '1 millisecond'",
+        millis(clocks.grace),
     )
     .execute(conn)
     .await?;
     Ok(done.rows_affected())
-}
-
-/// Deletes the connectors and connections whose grace has run out; how many rows went.
-#[tracing::instrument(skip_all, err)]
-pub async fn sweep(conn: &mut PgConnection, clocks: Clocks) -> Result<u64, sqlx::Error> {
-    let done = sqlx::query!(
-        r#"WITH gone_connectors AS (
-               DELETE FROM connectors c USING tunnels t
-               WHERE t.id = c.tunnel_id
-                 AND least(c.last_seen_at + $1::bigint * interval '1 millisecond', t.stopped_at)
-                     + $2::bigint * interval '1 millisecond' <= now()
-               RETURNING 1
-           ),
-           gone_connections AS (
-               DELETE FROM connections k
-               WHERE k.dropped_at <= now() - $2::bigint * interval '1 millisecond'
-               RETURNING 1
-           )
-           SELECT (SELECT count(*) FROM gone_connectors) + (SELECT count(*) FROM gone_connections) AS "n!""#,
-        millis(clocks.lease_ttl),
-        millis(clocks.grace),
-    )
-    .fetch_one(conn)
-    .await?;
-    Ok(u64::try_from(done.n).unwrap_or(0))
 }

@@ -1,5 +1,7 @@
 //! The connector sweeper: a supervised background task that deletes connectors and
-//! connections whose reconnect grace has run out.
+//! connections whose reconnect grace has run out. A connector is reported disconnected
+//! (`connector.disconnected.v1`) only then, so a connector that drops and comes back within
+//! the grace causes no event at all.
 //!
 //! Reads never depend on it (they compute "gone" from timestamps), so its pace only bounds
 //! how long dead rows take space. Deleting is idempotent, so several replicas may sweep the
@@ -12,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::store::{self, Clocks};
 use crate::error::Error;
+use crate::events::{self, Actor, NewEvent};
 use crate::tasks::Periodic;
 
 /// The sweeper task; cheap to clone.
@@ -23,10 +26,19 @@ pub struct Sweeper {
 }
 
 impl Sweeper {
-    /// Deletes what is past its grace now; how many rows went.
+    /// Deletes what is past its grace now, logging `connector.disconnected.v1` for each
+    /// connector; how many rows went.
     pub async fn sweep(&self) -> Result<u64, sqlx::Error> {
-        let mut conn = self.pool.acquire().await?;
-        store::sweep(&mut conn, self.clocks).await
+        let mut tx = self.pool.begin().await?;
+        let connectors = store::sweep_connectors(&mut tx, self.clocks).await?;
+        let connections = store::sweep_connections(&mut tx, self.clocks).await?;
+        let events: Vec<NewEvent> = connectors
+            .iter()
+            .map(|gone| gone.event(Actor::Reaper))
+            .collect();
+        events::store::append(&mut tx, &events).await?;
+        tx.commit().await?;
+        Ok(connectors.len() as u64 + connections)
     }
 }
 

@@ -5,6 +5,7 @@
 //! is validated whole before anything is stored; the first bad field is named with the
 //! snapshot's index (`[3].cpuPct`).
 
+mod changes;
 pub mod details;
 pub mod hourly;
 pub mod list;
@@ -226,18 +227,49 @@ impl DeviceRow {
         if let (Some(sums), Some(counts)) = (&self.sums, &self.counts) {
             hourly::apply_averages(&mut object, sums, counts);
         }
-        object.insert("deviceId".into(), Value::String(self.device_id.to_string()));
-        for (name, value) in DIMENSIONS.into_iter().zip([
+        let dimensions = [
             self.colo,
             self.mode,
             self.platform,
             self.status,
             self.version,
-        ]) {
-            object.insert(name.into(), Value::String(value));
-        }
-        let ts = serde_json::to_value(Timestamp(self.ts)).expect("timestamp serializes");
-        object.insert("timestamp".into(), ts);
-        Value::Object(object)
+        ];
+        device_object(object, self.device_id, dimensions, self.ts)
     }
+}
+
+impl Snapshot {
+    /// The snapshot as the API shows it once stored.
+    pub fn render(&self) -> Value {
+        let dimensions = [
+            self.colo.clone(),
+            self.mode.clone(),
+            self.platform.clone(),
+            self.status.clone(),
+            self.version.clone(),
+        ];
+        device_object(
+            self.details.clone(),
+            self.device_id,
+            dimensions,
+            self.timestamp,
+        )
+    }
+}
+
+/// Cloudflare's device object: `details` with the device id, the dimensions (in the order
+/// of [`DIMENSIONS`]) and the timestamp.
+fn device_object(
+    mut object: Map<String, Value>,
+    device_id: Uuid,
+    dimensions: [String; 5],
+    ts: DateTime<Utc>,
+) -> Value {
+    object.insert("deviceId".into(), Value::String(device_id.to_string()));
+    for (name, value) in DIMENSIONS.into_iter().zip(dimensions) {
+        object.insert(name.into(), Value::String(value));
+    }
+    let ts = serde_json::to_value(Timestamp(ts)).expect("timestamp serializes");
+    object.insert("timestamp".into(), ts);
+    Value::Object(object)
 }

@@ -8,9 +8,10 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::query::{self, Names, RawList};
-use super::{store, DeviceRow, MAX_CLOCK_SKEW};
+use super::{changes, store, DeviceRow, MAX_CLOCK_SKEW};
 use crate::auth::{Principal, Scope};
 use crate::error::Error;
+use crate::events;
 
 /// The scopes that may read fleet status: DEX Read, and DEX Write (as Cloudflare allows).
 pub const READ_SCOPES: [Scope; 2] = [Scope::DexRead, Scope::DexWrite];
@@ -58,13 +59,17 @@ impl Fleet {
         Self { db }
     }
 
-    /// Stores one snapshot or an array of them: all valid, or nothing stored.
+    /// Stores one snapshot or an array of them: all valid, or nothing stored. A device whose
+    /// status changed logs `device.status_changed.v1` (see [`super::changes`]).
     #[tracing::instrument(skip_all, err)]
     pub async fn ingest(&self, caller: &Principal, body: Value) -> Result<Ingested, Error> {
         caller.require(Scope::DexWrite)?;
         let batch = super::parse_batch(body, Utc::now())?;
         let mut tx = self.db.begin().await?;
+        let latest = changes::lock_and_read(&mut tx, caller.account_id, &batch).await?;
         let stored = store::insert_batch(&mut tx, caller.account_id, &batch).await?;
+        let changed = changes::status_changes(caller, &batch, &latest);
+        events::store::append(&mut tx, &changed).await?;
         tx.commit().await?;
         tracing::debug!(received = batch.len(), stored, "fleet snapshots stored");
         Ok(Ingested {

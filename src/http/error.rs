@@ -78,6 +78,7 @@ pub fn status_of(err: &Error) -> StatusCode {
         Error::Forbidden(_) => StatusCode::FORBIDDEN,
         Error::NotFound(_) => StatusCode::NOT_FOUND,
         Error::Conflict { .. } => StatusCode::CONFLICT,
+        Error::Gone { .. } => StatusCode::GONE,
         Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -109,7 +110,8 @@ impl IntoResponse for AppError {
                 extra.insert("field".into(), Value::String(field));
                 (detail, extra)
             }
-            Self::Domain(Error::Conflict { detail, extra, .. }) => (detail, extra),
+            Self::Domain(Error::Conflict { detail, extra, .. })
+            | Self::Domain(Error::Gone { detail, extra, .. }) => (detail, extra),
             other => (other.to_string(), Map::new()),
         };
         let mut response = problem(status, code, &detail, extra);

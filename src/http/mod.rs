@@ -7,6 +7,7 @@ pub mod caller;
 pub mod compat;
 pub mod connectors;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod fleet;
 pub mod health;

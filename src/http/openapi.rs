@@ -42,6 +42,7 @@ pub const YAML_CONTENT_TYPE: &str = "application/yaml";
         (name = "tunnels", description = "Tunnels and their leases"),
         (name = "connectors", description = "The agents serving a tunnel, and their connections"),
         (name = "fleet", description = "Device fleet status"),
+        (name = "events", description = "The account's event log, paged or live"),
         (name = "cloudflare", description = "Cloudflare-compatible routes, in Cloudflare's envelope"),
         (name = "operations", description = "Health, readiness, metrics and this document"),
     )
@@ -61,6 +62,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(super::heartbeat::router())
         .merge(super::connectors::router())
         .merge(super::fleet::router())
+        .merge(super::events::router())
         .merge(compat::router())
 }
 

@@ -2,7 +2,7 @@
 //!
 //! Every heartbeat request hands its renewal to the batcher and waits. A collector task takes
 //! whatever renewals are waiting (up to `max_batch`), and a flush renews them all in ONE
-//! conditional UPDATE ([`store::renew_many`]). Each request is answered only after its batch
+//! conditional UPDATE ([`leases::renew_many`]). Each request is answered only after its batch
 //! has committed, with its own tunnel's new row: a 200 still means durable, and a tunnel that
 //! was not renewed (not live, lease run out, not the caller's) is reported back as `None` so
 //! its request can answer 404/409 on its own.
@@ -34,7 +34,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::store::{self, Renewal, RenewedRow};
+use super::leases::{self, Renewal, RenewedRow};
 use super::Tunnel;
 use crate::error::{is_deadlock, is_unavailable, Error};
 use crate::telemetry::Meter;
@@ -71,6 +71,8 @@ pub struct Batcher {
 
 pub struct BatcherSettings {
     pub lease_ttl: Duration,
+    /// The base domain the tunnels in the events are shown with.
+    pub base_domain: String,
     pub max_batch: usize,
     pub max_in_flight: usize,
     pub meter: Meter,
@@ -179,7 +181,13 @@ async fn renew(
         Some(conn) => conn,
         None => pool.acquire().await?,
     };
-    let mut result = store::renew_many(&mut conn, renewals, settings.lease_ttl).await;
+    let mut result = leases::renew_many(
+        &mut conn,
+        renewals,
+        settings.lease_ttl,
+        &settings.base_domain,
+    )
+    .await;
     let mut deadlocks = 0;
     while let Err(err) = &result {
         let reason = if is_deadlock(err) && deadlocks < DEADLOCK_RETRIES {
@@ -200,7 +208,13 @@ async fn renew(
             metrics::counter!("warren_heartbeat_batch_retries_total", "reason" => reason)
                 .increment(1)
         });
-        result = store::renew_many(&mut conn, renewals, settings.lease_ttl).await;
+        result = leases::renew_many(
+            &mut conn,
+            renewals,
+            settings.lease_ttl,
+            &settings.base_domain,
+        )
+        .await;
     }
     if result.is_ok() {
         kept.lock().unwrap_or_else(|e| e.into_inner()).push(conn);

@@ -4,12 +4,13 @@
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::service::{current, Tunnels};
-use super::store::{self, Renewal};
+use super::leases::{self, Renewal};
+use super::service::Tunnels;
 use super::{Tunnel, TunnelView};
 use crate::auth::{Principal, Scope};
-use crate::connectors::{self, Report};
+use crate::connectors::{self, Client, Report};
 use crate::error::{Error, ErrorCode};
+use crate::events::{self, EventType, NewEvent};
 
 impl Tunnels {
     /// Renews the lease (`creating` → `active`) and records the connector the agent reports.
@@ -34,6 +35,7 @@ impl Tunnels {
             account_id: caller.account_id,
             tunnel_id: id,
             connector: report.as_ref().map(|r| (r.id, r.fingerprint(origin_ip))),
+            actor: caller.into(),
         };
         // The batch renews the lease, and bumps an unchanged connector along with it; a new
         // or changed connector is then written in a transaction of its own.
@@ -58,7 +60,8 @@ impl Tunnels {
     }
 
     /// Renews the lease again and writes the connector's report in one transaction: the
-    /// renewal locks the tunnel's row, so the reaper cannot end it in between.
+    /// renewal locks the tunnel's row, so the reaper cannot end it in between. A connector
+    /// that is new logs `connector.connected.v1`.
     async fn record_connector(
         &self,
         renewal: Renewal,
@@ -66,12 +69,28 @@ impl Tunnels {
         origin_ip: Option<&str>,
     ) -> Result<Option<Tunnel>, Error> {
         let mut tx = self.db.begin().await?;
-        let tunnel_id = renewal.tunnel_id;
-        let renewed = store::renew_many(&mut tx, &[renewal], self.settings.lease_ttl).await?;
+        let (tunnel_id, account_id, actor) = (renewal.tunnel_id, renewal.account_id, renewal.actor);
+        let settings = &self.settings;
+        let renewed = leases::renew_many(
+            &mut tx,
+            &[renewal],
+            settings.lease_ttl,
+            &settings.base_domain,
+        )
+        .await?;
         let Some(row) = renewed.into_iter().next() else {
             return Ok(None);
         };
-        connectors::store::record_report(&mut tx, tunnel_id, report, origin_ip).await?;
+        if connectors::store::record_report(&mut tx, tunnel_id, report, origin_ip).await? {
+            let connected = NewEvent::new(
+                account_id,
+                EventType::ConnectorConnected,
+                tunnel_id,
+                actor,
+                Client::reported(report, origin_ip),
+            );
+            events::store::append(&mut tx, &[connected]).await?;
+        }
         tx.commit().await?;
         Ok(Some(row.tunnel))
     }
@@ -79,7 +98,7 @@ impl Tunnels {
     /// Why a heartbeat renewed nothing: not found, `lease_expired` or `tunnel_not_live`.
     async fn refusal(&self, caller: &Principal, id: Uuid) -> Result<Error, Error> {
         let mut conn = self.db.acquire().await?;
-        let tunnel = current(&mut conn, caller.account_id, id).await?;
+        let tunnel = self.current(&mut conn, caller.account_id, id).await?;
         let err = if tunnel
             .status()
             .is_lease_expiry(tunnel.last_error.as_deref())

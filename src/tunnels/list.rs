@@ -1,6 +1,7 @@
 //! The tunnel list: a page at a time, newest first, with a cursor for the next page.
 
-use super::store::{self, Due};
+use super::leases::{self, Due};
+use super::store;
 use super::{Cursor, TunnelView, Tunnels};
 use crate::auth::{Principal, Scope};
 use crate::error::Error;
@@ -36,7 +37,7 @@ impl Tunnels {
             account_id: Some(caller.account_id),
             ..Due::default()
         };
-        store::expire_due(&mut tx, due).await?;
+        leases::expire_due(&mut tx, due, &self.settings.base_domain).await?;
         let mut rows = store::list(
             &mut tx,
             caller.account_id,

@@ -7,6 +7,7 @@ pub mod batcher;
 pub mod clock;
 mod heartbeat;
 pub mod idempotency;
+pub mod leases;
 mod list;
 pub mod reaper;
 pub mod service;

@@ -5,12 +5,13 @@
 //! batch holds locks long enough to stall heartbeats). A failed tick is logged and retried on
 //! the next one (see [`crate::tasks`]).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use super::{clock, idempotency, store};
+use super::{clock, idempotency, leases, store};
 use crate::error::Error;
 use crate::tasks::Periodic;
 use crate::telemetry::Meter;
@@ -45,21 +46,77 @@ impl Settings {
 pub struct Reaper {
     pool: PgPool,
     settings: Settings,
+    /// The base domain the tunnels in the events are shown with.
+    base_domain: Arc<str>,
     meter: Meter,
 }
 
 impl Reaper {
-    pub fn new(pool: PgPool, settings: Settings, meter: Meter) -> Self {
+    pub fn new(pool: PgPool, settings: Settings, base_domain: &str, meter: Meter) -> Self {
         Self {
             pool,
             settings,
+            base_domain: base_domain.into(),
             meter,
         }
     }
 
-    /// Expires every due lease now; how many.
+    /// Expires every due lease now: two workers (one per core of a small machine;
+    /// `SKIP LOCKED` keeps their batches apart) each take batch after batch until one comes
+    /// back short. How many expired.
     pub async fn sweep(&self, shutdown: &CancellationToken) -> Result<usize, sqlx::Error> {
-        sweep(&self.pool, self.settings, &self.meter, shutdown).await
+        self.tick_clock().await?;
+        let (a, b) = tokio::try_join!(self.drain(shutdown), self.drain(shutdown))?;
+        // Housekeeping that rides along, one bounded batch a tick: idempotency keys past
+        // their 24 hours, and tunnel history past its retention.
+        let batch = self.settings.batch;
+        let mut conn = self.pool.acquire().await?;
+        idempotency::purge_expired(&mut conn, batch).await?;
+        let pruned =
+            store::prune_history(&mut conn, self.settings.history_retention, batch).await?;
+        if pruned > 0 {
+            tracing::info!(pruned, "reaper deleted tunnel history past its retention");
+        }
+        Ok(a + b)
+    }
+
+    /// Stamps the lease clock, giving the outage grace when the reaper could not run.
+    async fn tick_clock(&self) -> Result<(), sqlx::Error> {
+        let settings = self.settings;
+        let mut tx = self.pool.begin().await?;
+        let grace = clock::tick(&mut tx, settings.stall_after, settings.lease_ttl).await?;
+        tx.commit().await?;
+        if let Some(grace) = grace {
+            tracing::warn!(
+                outage_ms = grace.outage.as_millis() as u64,
+                extended = grace.extended,
+                "the reaper could not run for a while; every live lease gets one full TTL"
+            );
+            self.meter
+                .record(|| metrics::counter!("warren_outage_graces_total").increment(1));
+        }
+        Ok(())
+    }
+
+    async fn drain(&self, shutdown: &CancellationToken) -> Result<usize, sqlx::Error> {
+        let batch = self.settings.batch;
+        let mut total = 0;
+        loop {
+            let mut conn = self.pool.acquire().await?;
+            let expired = leases::reap_batch(&mut conn, batch, &self.base_domain).await?;
+            clock::touch(&mut conn).await?;
+            total += expired.len();
+            for (id, status) in &expired {
+                tracing::debug!(tunnel_id = %id, status, "lease expired");
+                self.meter.record(|| {
+                    metrics::counter!("warren_reaper_transitions_total", "to" => status.clone())
+                        .increment(1)
+                });
+            }
+            if (expired.len() as i64) < batch || shutdown.is_cancelled() {
+                return Ok(total);
+            }
+        }
     }
 }
 
@@ -76,71 +133,5 @@ impl Periodic for Reaper {
             tracing::info!(expired, "reaper expired leases");
         }
         Ok(())
-    }
-}
-
-/// Stamps the lease clock, giving the outage grace when the reaper could not run.
-async fn tick(pool: &PgPool, settings: Settings, meter: &Meter) -> Result<(), sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    let grace = clock::tick(&mut tx, settings.stall_after, settings.lease_ttl).await?;
-    tx.commit().await?;
-    if let Some(grace) = grace {
-        tracing::warn!(
-            outage_ms = grace.outage.as_millis() as u64,
-            extended = grace.extended,
-            "the reaper could not run for a while; every live lease gets one full TTL"
-        );
-        meter.record(|| metrics::counter!("warren_outage_graces_total").increment(1));
-    }
-    Ok(())
-}
-
-/// Expires every due lease: two workers (one per core of a small machine; `SKIP LOCKED` keeps
-/// their batches apart) each take batch after batch until one comes back short.
-async fn sweep(
-    pool: &PgPool,
-    settings: Settings,
-    meter: &Meter,
-    shutdown: &CancellationToken,
-) -> Result<usize, sqlx::Error> {
-    tick(pool, settings, meter).await?;
-    let batch = settings.batch;
-    let (a, b) = tokio::try_join!(
-        drain(pool, batch, meter, shutdown),
-        drain(pool, batch, meter, shutdown)
-    )?;
-    // Housekeeping that rides along, one bounded batch a tick: idempotency keys past their
-    // 24 hours, and tunnel history past its retention.
-    let mut conn = pool.acquire().await?;
-    idempotency::purge_expired(&mut conn, batch).await?;
-    let pruned = store::prune_history(&mut conn, settings.history_retention, batch).await?;
-    if pruned > 0 {
-        tracing::info!(pruned, "reaper deleted tunnel history past its retention");
-    }
-    Ok(a + b)
-}
-
-async fn drain(
-    pool: &PgPool,
-    batch: i64,
-    meter: &Meter,
-    shutdown: &CancellationToken,
-) -> Result<usize, sqlx::Error> {
-    let mut total = 0;
-    loop {
-        let mut conn = pool.acquire().await?;
-        let expired = store::reap_batch(&mut conn, batch).await?;
-        clock::touch(&mut conn).await?;
-        total += expired.len();
-        for (id, status) in &expired {
-            tracing::debug!(tunnel_id = %id, status, "lease expired");
-            meter.record(|| {
-                metrics::counter!("warren_reaper_transitions_total", "to" => status.clone())
-                    .increment(1)
-            });
-        }
-        if (expired.len() as i64) < batch || shutdown.is_cancelled() {
-            return Ok(total);
-        }
     }
 }

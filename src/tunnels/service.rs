@@ -10,10 +10,12 @@ use uuid::Uuid;
 
 use super::batcher::Batcher;
 use super::idempotency::{self, Claim};
-use super::store::{self, Due};
+use super::leases::{self, Due};
+use super::store;
 use super::{slug, Tunnel, TunnelView};
 use crate::auth::{tokens, Principal, Scope};
 use crate::error::{Error, ErrorCode};
+use crate::events::{self, EventType, NewEvent};
 use crate::telemetry::Meter;
 
 /// What the tunnel rules depend on.
@@ -86,6 +88,28 @@ impl Tunnels {
         TunnelView::new(tunnel, &self.settings.base_domain)
     }
 
+    /// The event of `caller` doing something to `tunnel`, which the API now shows as `view`.
+    fn event(&self, caller: &Principal, kind: EventType, view: &TunnelView) -> NewEvent {
+        NewEvent::new(caller.account_id, kind, view.id, caller.into(), view)
+    }
+
+    /// The tunnel as it is now (a run-out lease expired first, with its event), or not found.
+    pub async fn current(
+        &self,
+        conn: &mut PgConnection,
+        account_id: Uuid,
+        id: Uuid,
+    ) -> Result<Tunnel, Error> {
+        let due = Due {
+            id: Some(id),
+            ..Due::default()
+        };
+        leases::expire_due(conn, due, &self.settings.base_domain).await?;
+        store::get(conn, account_id, id)
+            .await?
+            .ok_or(Error::NotFound("tunnel"))
+    }
+
     /// Creates a tunnel in state `creating` with a fresh lease. With an idempotency key (as
     /// sent), a repeat of the same request within 24 hours answers the tunnel the first one
     /// created.
@@ -117,7 +141,7 @@ impl Tunnels {
                 }
                 Claim::Used { tunnel_id, .. } => {
                     let id = tunnel_id.ok_or(Error::NotFound("tunnel"))?;
-                    let tunnel = current(&mut tx, caller.account_id, id).await?;
+                    let tunnel = self.current(&mut tx, caller.account_id, id).await?;
                     tx.commit().await?;
                     return Ok(self.view(tunnel));
                 }
@@ -130,7 +154,7 @@ impl Tunnels {
                 slug: Some(&slug),
                 ..Due::default()
             };
-            store::expire_due(&mut tx, due).await?;
+            leases::expire_due(&mut tx, due, &self.settings.base_domain).await?;
             let row = store::NewTunnel {
                 id: Uuid::new_v4(),
                 account_id: caller.account_id,
@@ -142,9 +166,12 @@ impl Tunnels {
                 if let Some(key) = idempotency_key {
                     idempotency::complete(&mut tx, caller.account_id, key, tunnel.id).await?;
                 }
+                let view = self.view(tunnel);
+                let created = self.event(caller, EventType::TunnelCreated, &view);
+                events::store::append(&mut tx, &[created]).await?;
                 tx.commit().await?;
-                tracing::info!(tunnel_id = %tunnel.id, slug = %tunnel.slug, "tunnel created");
-                return Ok(self.view(tunnel));
+                tracing::info!(tunnel_id = %view.id, slug = %view.slug, "tunnel created");
+                return Ok(view);
             }
             if new.slug.is_some() {
                 let holder = store::live_holder(&mut tx, &slug).await?;
@@ -161,7 +188,7 @@ impl Tunnels {
     pub async fn get(&self, caller: &Principal, id: Uuid) -> Result<TunnelView, Error> {
         caller.require(Scope::TunnelsRead)?;
         let mut tx = self.db.begin().await?;
-        let tunnel = current(&mut tx, caller.account_id, id).await?;
+        let tunnel = self.current(&mut tx, caller.account_id, id).await?;
         tx.commit().await?;
         Ok(self.view(tunnel))
     }
@@ -179,7 +206,7 @@ impl Tunnels {
         caller.require_any(&[Scope::TunnelsWrite, Scope::TunnelsHeartbeat])?;
         let to = super::validate_patch(status, last_error)?;
         let mut tx = self.db.begin().await?;
-        let before = current(&mut tx, caller.account_id, id).await?;
+        let before = self.current(&mut tx, caller.account_id, id).await?;
         let changed = store::transition(
             &mut tx,
             caller.account_id,
@@ -192,9 +219,12 @@ impl Tunnels {
         let Some(tunnel) = changed else {
             return Err(super::invalid_transition(&before.status, to));
         };
+        let view = self.view(tunnel);
+        let event = self.event(caller, EventType::tunnel_entered(to), &view);
+        events::store::append(&mut tx, &[event]).await?;
         tx.commit().await?;
         tracing::info!(tunnel_id = %id, from = %before.status, to = to.as_str(), "tunnel transitioned");
-        Ok(self.view(tunnel))
+        Ok(view)
     }
 
     /// How many tunnels of the whole installation are in each state (every state, zero
@@ -209,7 +239,7 @@ impl Tunnels {
     pub async fn delete(&self, caller: &Principal, id: Uuid) -> Result<(), Error> {
         caller.require(Scope::TunnelsWrite)?;
         let mut tx = self.db.begin().await?;
-        let tunnel = current(&mut tx, caller.account_id, id).await?;
+        let tunnel = self.current(&mut tx, caller.account_id, id).await?;
         if !store::delete_terminal(&mut tx, caller.account_id, id).await? {
             return Err(Error::conflict(
                 ErrorCode::TunnelLive,
@@ -219,21 +249,11 @@ impl Tunnels {
                 ),
             ));
         }
+        let deleted = self.event(caller, EventType::TunnelDeleted, &self.view(tunnel));
+        events::store::append(&mut tx, &[deleted]).await?;
         tx.commit().await?;
         Ok(())
     }
-}
-
-/// The tunnel as it is now (a run-out lease expired first), or not found.
-pub async fn current(conn: &mut PgConnection, account_id: Uuid, id: Uuid) -> Result<Tunnel, Error> {
-    let due = Due {
-        id: Some(id),
-        ..Due::default()
-    };
-    store::expire_due(conn, due).await?;
-    store::get(conn, account_id, id)
-        .await?
-        .ok_or(Error::NotFound("tunnel"))
 }
 
 /// `slug_taken`; the holder's `tunnelId` only when it is the caller's own tunnel, so an agent

@@ -1,0 +1,215 @@
+//! The event service: an account's log, a page at a time or as a live stream.
+
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::hub::Hub;
+use super::store::{self, Filter};
+use super::stream::{self, Start, StreamItem, Subscription};
+use super::{Event, EventType};
+use crate::auth::{Principal, Scope};
+use crate::error::{Error, ErrorCode};
+
+/// The default and largest page of the log.
+pub const DEFAULT_PAGE: i64 = 100;
+pub const MAX_PAGE: i64 = 1000;
+
+/// The event service; cheap to clone.
+#[derive(Clone)]
+pub struct Events {
+    db: PgPool,
+    hub: Hub,
+}
+
+/// Which events to read, as the caller wrote the parameters: `after` (an event id, default
+/// 0), `types` (comma-separated event types), `subject` (a UUID), `limit` (1 to 1000).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EventQuery<'a> {
+    pub after: Option<&'a str>,
+    pub types: Option<&'a str>,
+    pub subject: Option<&'a str>,
+    pub limit: Option<&'a str>,
+}
+
+/// A page of the log, and the position after it when the page is full.
+pub struct Page {
+    pub events: Vec<Event>,
+    pub next_after: Option<i64>,
+    pub limit: i64,
+}
+
+impl Events {
+    pub fn new(db: PgPool, hub: Hub) -> Self {
+        Self { db, hub }
+    }
+
+    /// The events after `after`, in order. A position whose next events were deleted by
+    /// retention is refused (`events_expired`), so that no reader skips events unknowingly.
+    #[tracing::instrument(skip_all, err)]
+    pub async fn page(&self, caller: &Principal, query: EventQuery<'_>) -> Result<Page, Error> {
+        caller.require(Scope::EventsRead)?;
+        let after = position("after", query.after)?.unwrap_or(0);
+        let filter = filter(query.types, query.subject)?;
+        let limit = match query.limit {
+            None => DEFAULT_PAGE,
+            Some(raw) => crate::fleet::query::whole_number("limit", raw, 1, MAX_PAGE)?,
+        };
+        let mut tx = self.db.begin().await?;
+        if after > 0 {
+            if let Some(resume) = store::trimmed_after(&mut tx, caller.account_id, after).await? {
+                return Err(expired(after, resume));
+            }
+        }
+        let events = store::after(&mut tx, caller.account_id, after, &filter, limit).await?;
+        tx.commit().await?;
+        let next_after = events
+            .last()
+            .filter(|_| events.len() as i64 == limit)
+            .map(|e| e.id);
+        Ok(Page {
+            events,
+            next_after,
+            limit,
+        })
+    }
+
+    /// Follows the log: every event after the position (`last_event_id`, else `after`, else
+    /// only events from now on), then each new one as it commits, from whichever replica.
+    /// A position older than retention starts with a [`StreamItem::Reset`].
+    #[tracing::instrument(skip_all, err)]
+    pub async fn subscribe(
+        &self,
+        caller: &Principal,
+        last_event_id: Option<&str>,
+        query: EventQuery<'_>,
+    ) -> Result<Subscription, Error> {
+        caller.require(Scope::EventsRead)?;
+        let asked = match position("Last-Event-ID", last_event_id)? {
+            Some(id) => Some(id),
+            None => position("after", query.after)?,
+        };
+        let filter = filter(query.types, query.subject)?;
+        let account_id = caller.account_id;
+        // Joined before reading, so nothing committed in between can fall through.
+        let live = self.hub.subscribe(account_id).await?;
+        let mut conn = self.db.acquire().await?;
+        let (after, reset) = match asked {
+            None => (store::last_id(&mut conn, account_id).await?, None),
+            Some(after) => match store::trimmed_after(&mut conn, account_id, after).await? {
+                Some(resume_after) => {
+                    let reset = StreamItem::Reset {
+                        requested: after,
+                        resume_after,
+                    };
+                    (resume_after, Some(reset))
+                }
+                None => (after, None),
+            },
+        };
+        drop(conn);
+        let start = Start {
+            db: self.db.clone(),
+            closing: self.hub.closing(),
+            account_id,
+            after,
+            filter,
+            live,
+        };
+        Ok(stream::open(start, reset))
+    }
+
+    /// The task that wakes this process's streams; run it beside the server.
+    pub fn hub(&self) -> Hub {
+        self.hub.clone()
+    }
+}
+
+/// An event id (a whole number ≥ 0), named as the caller sent it.
+fn position(name: &str, raw: Option<&str>) -> Result<Option<i64>, Error> {
+    raw.map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+                Error::bad_param(
+                    name,
+                    format!("{name} must be an event id (a whole number ≥ 0); got `{s}`"),
+                )
+            })
+        })
+        .transpose()
+}
+
+fn filter(types: Option<&str>, subject: Option<&str>) -> Result<Filter, Error> {
+    let types = types
+        .filter(|t| !t.trim().is_empty())
+        .map(|raw| {
+            raw.split(',')
+                .map(str::trim)
+                .map(|name| {
+                    EventType::parse(name)
+                        .map(|t| t.as_str().to_owned())
+                        .ok_or_else(|| {
+                            let known: Vec<_> = EventType::ALL.iter().map(|t| t.as_str()).collect();
+                            Error::bad_param(
+                                "types",
+                                format!(
+                                    "unknown event type `{name}`; known types: {}",
+                                    known.join(", ")
+                                ),
+                            )
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()?;
+    let subject = subject
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|raw| {
+            Uuid::try_parse(raw).map_err(|_| {
+                Error::bad_param("subject", format!("subject must be a UUID; got `{raw}`"))
+            })
+        })
+        .transpose()?;
+    Ok(Filter { types, subject })
+}
+
+/// The events after `after` are gone: retention deleted them.
+fn expired(after: i64, resume_after: i64) -> Error {
+    Error::Gone {
+        code: ErrorCode::EventsExpired,
+        detail: format!(
+            "the events after {after} are older than the retention and were deleted; \
+             continue after {resume_after}"
+        ),
+        extra: Default::default(),
+    }
+    .with("resumeAfter", resume_after)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_and_filters_name_the_bad_parameter() {
+        assert_eq!(position("after", Some("12")).unwrap(), Some(12));
+        assert_eq!(position("after", None).unwrap(), None);
+        for bad in ["-1", "x", "1.5"] {
+            let Err(Error::Invalid { field, .. }) = position("after", Some(bad)) else {
+                panic!("{bad}");
+            };
+            assert_eq!(field, "after");
+        }
+        let f = filter(Some("tunnel.failed.v1, token.created.v1"), None).unwrap();
+        assert_eq!(f.types.unwrap().len(), 2);
+        assert!(matches!(
+            filter(Some("tunnel.failed"), None),
+            Err(Error::Invalid { field, .. }) if field == "types"
+        ));
+        assert!(matches!(
+            filter(None, Some("nope")),
+            Err(Error::Invalid { field, .. }) if field == "subject"
+        ));
+    }
+}

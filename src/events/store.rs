@@ -1,0 +1,145 @@
+//! Event SQL. Every function takes a connection; appending belongs in the transaction of the
+//! change the events record.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::{Event, NewEvent};
+use crate::time::millis;
+
+/// Appends `events` (in order) in the caller's transaction; how many were appended. Takes the
+/// accounts' sequence locks until the transaction ends: call it after every other write.
+#[tracing::instrument(skip_all, err, fields(events = events.len()))]
+pub async fn append(conn: &mut PgConnection, events: &[NewEvent]) -> Result<u64, sqlx::Error> {
+    if events.is_empty() {
+        return Ok(0);
+    }
+    let accounts: Vec<Uuid> = events.iter().map(|e| e.account_id).collect();
+    let types: Vec<String> = events.iter().map(|e| e.kind.as_str().to_owned()).collect();
+    let subjects: Vec<Uuid> = events.iter().map(|e| e.subject).collect();
+    let principals: Vec<Value> = events.iter().map(|e| e.actor.to_json()).collect();
+    let datas: Vec<Value> = events.iter().map(|e| e.data.clone()).collect();
+    let appended = sqlx::query_scalar!(
+        r#"SELECT append_events($1, $2, $3, $4, $5) AS "appended!""#,
+        &accounts,
+        &types,
+        &subjects,
+        &principals,
+        &datas,
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(u64::try_from(appended).unwrap_or(0))
+}
+
+/// Which events to read: those after `after`, optionally only of `types` or about `subject`.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    pub types: Option<Vec<String>>,
+    pub subject: Option<Uuid>,
+}
+
+/// Up to `limit` of the account's events after `after`, in order.
+#[tracing::instrument(skip_all, err)]
+pub async fn after(
+    conn: &mut PgConnection,
+    account_id: Uuid,
+    after: i64,
+    filter: &Filter,
+    limit: i64,
+) -> Result<Vec<Event>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"SELECT id, type AS kind, occurred_at, subject, principal, data FROM events
+           WHERE account_id = $1 AND id > $2
+             AND ($3::text[] IS NULL OR type = ANY($3))
+             AND ($4::uuid IS NULL OR subject = $4)
+           ORDER BY id
+           LIMIT $5"#,
+        account_id,
+        after,
+        filter.types.as_deref(),
+        filter.subject,
+        limit,
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            Event::new(
+                account_id,
+                r.id,
+                r.kind,
+                r.occurred_at,
+                r.subject,
+                r.principal,
+                r.data,
+            )
+        })
+        .collect())
+}
+
+/// The id of the account's latest event (0 before the first).
+#[tracing::instrument(skip_all, err)]
+pub async fn last_id(conn: &mut PgConnection, account_id: Uuid) -> Result<i64, sqlx::Error> {
+    let last = sqlx::query_scalar!(
+        "SELECT last_id FROM event_sequences WHERE account_id = $1",
+        account_id
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(last.unwrap_or(0))
+}
+
+/// Where a reader after `after` must continue because the events right after it were
+/// deleted by retention: the id before the oldest event kept (or the latest id, when none
+/// is kept). `None` when nothing after `after` is missing. Ids have no gaps, so the event
+/// `after + 1` is missing exactly when it was deleted. A position past the latest event was
+/// never handed out (the log was restored from an older backup, say): it continues from
+/// the latest.
+#[tracing::instrument(skip_all, err)]
+pub async fn trimmed_after(
+    conn: &mut PgConnection,
+    account_id: Uuid,
+    after: i64,
+) -> Result<Option<i64>, sqlx::Error> {
+    let row = sqlx::query!(
+        r#"SELECT coalesce((SELECT last_id FROM event_sequences WHERE account_id = $1), 0) AS "last!",
+                  EXISTS (SELECT 1 FROM events WHERE account_id = $1 AND id = $2::bigint + 1) AS "next_kept!",
+                  (SELECT min(id) FROM events WHERE account_id = $1 AND id > $2::bigint) AS oldest_kept"#,
+        account_id,
+        after,
+    )
+    .fetch_one(conn)
+    .await?;
+    if after > row.last {
+        return Ok(Some(row.last));
+    }
+    if row.last == after || row.next_kept {
+        return Ok(None);
+    }
+    Ok(Some(row.oldest_kept.map_or(row.last, |oldest| oldest - 1)))
+}
+
+/// Deletes up to `limit` events older than `retention`; how many.
+#[tracing::instrument(skip_all, err)]
+pub async fn delete_older_than(
+    conn: &mut PgConnection,
+    retention: Duration,
+    limit: i64,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query!(
+        "DELETE FROM events WHERE ctid = ANY (ARRAY(
+             SELECT ctid FROM events
+             WHERE occurred_at < now() - $1::bigint * interval '1 millisecond'
+             LIMIT $2))",
+        millis(retention),
+        limit
+    )
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
