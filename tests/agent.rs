@@ -1,7 +1,6 @@
 //! `warren agent`, run in-process against a real server with a short lease.
 mod common;
 
-use std::future::Future;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -39,22 +38,6 @@ fn start_agent(base: &str, token: &str, slug: &str) -> Running {
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(agent::run(config, shutdown.clone()));
     Running { task, shutdown }
-}
-
-/// Polls `check` until it gives `Some`, or panics after `limit`.
-async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(found) = check().await {
-            return found;
-        }
-        assert!(start.elapsed() < limit, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 async fn list(app: &TestApp, token: &str, include_inactive: bool) -> Vec<Value> {

@@ -3,7 +3,7 @@
 //! nobody renews still run out, one full TTL after the recovery.
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use common::*;
@@ -45,15 +45,16 @@ async fn tunnel(app: &TestApp, token: &str, id: &str) -> Value {
 
 /// Waits until the abandoned tunnel has run out, and returns it.
 async fn expired(app: &TestApp, token: &str, id: &str, within: Duration) -> Value {
-    let deadline = Instant::now() + within;
-    loop {
+    eventually(within, &format!("{id} to expire"), || async {
         let t = tunnel(app, token, id).await;
-        if t["status"] != "active" && t["status"] != "creating" {
-            return t;
+        let live = t["status"] == "active" || t["status"] == "creating";
+        if live {
+            Err(t)
+        } else {
+            Ok(t)
         }
-        assert!(Instant::now() < deadline, "{id} never expired: {t}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    })
+    .await
 }
 
 /// How many times the tunnels were failed for their lease, from the transition log.

@@ -16,19 +16,16 @@ async fn stored_status(app: &TestApp, id: &str) -> (String, Option<String>) {
 }
 
 /// Polls the database (not the API, which would expire the lease itself) until `want`.
-async fn wait_for_status(app: &TestApp, id: &str, want: &str, within: Duration) -> Duration {
-    let start = Instant::now();
-    loop {
+async fn wait_for_status(app: &TestApp, id: &str, want: &str, within: Duration) {
+    eventually(within, &format!("tunnel {id} to be `{want}`"), || async {
         let (status, _) = stored_status(app, id).await;
         if status == want {
-            return start.elapsed();
+            Ok(())
+        } else {
+            Err(status)
         }
-        assert!(
-            start.elapsed() < within,
-            "tunnel still `{status}` after {within:?}, wanted `{want}`"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await
 }
 
 #[tokio::test]
@@ -248,7 +245,7 @@ async fn two_servers_on_one_database_expire_each_lease_exactly_once() {
         kept.push(t["id"].as_str().unwrap().to_owned());
     }
     let start = Instant::now();
-    loop {
+    eventually(Duration::from_secs(5), "every bulk lease expired", || async {
         for id in &kept {
             // Alternate replicas: either one's answer is the same truth.
             let app = if start.elapsed().as_millis() % 2 == 0 {
@@ -263,14 +260,12 @@ async fn two_servers_on_one_database_expire_each_lease_exactly_once() {
             .await
             .unwrap();
         if live == 0 {
-            break;
+            Ok(())
+        } else {
+            Err(format!("{live} leases still live"))
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "{live} leases still live"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    })
+    .await;
     let twice: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM (SELECT tunnel_id FROM tunnel_transitions GROUP BY tunnel_id HAVING count(*) > 1) t",
     )
@@ -321,27 +316,25 @@ async fn stopped_and_failed_tunnels_are_pruned_after_the_history_retention() {
         .execute(&app.db)
         .await
         .unwrap();
-    let start = Instant::now();
-    loop {
-        let all = json_of(
-            app.get("/v1/tunnels?includeInactive=true", &user.token)
-                .await,
-            StatusCode::OK,
-        )
-        .await;
-        let ids: Vec<&Value> = all.as_array().unwrap().iter().map(|t| &t["id"]).collect();
-        if !ids.contains(&&old["id"]) {
-            assert_eq!(
-                ids,
-                vec![&live["id"], &recent["id"]],
-                "only the old history goes"
-            );
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "history past its retention was kept"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let all = eventually(
+        Duration::from_secs(5),
+        "the history past its retention to go",
+        || async {
+            let all = json_of(
+                app.get("/v1/tunnels?includeInactive=true", &user.token)
+                    .await,
+                StatusCode::OK,
+            )
+            .await;
+            let kept = all.as_array().unwrap().iter().any(|t| t["id"] == old["id"]);
+            (!kept).then_some(all)
+        },
+    )
+    .await;
+    let ids: Vec<&Value> = all.as_array().unwrap().iter().map(|t| &t["id"]).collect();
+    assert_eq!(
+        ids,
+        vec![&live["id"], &recent["id"]],
+        "only the old history goes"
+    );
 }

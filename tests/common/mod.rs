@@ -8,6 +8,11 @@
 #![allow(dead_code)]
 
 pub mod openapi;
+pub mod wait;
+
+// Every test binary compiles all of `common`; not every one uses each helper.
+#[allow(unused_imports)]
+pub use wait::eventually;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
