@@ -412,11 +412,7 @@ async fn send(app: &TestApp, w: &World, case: &Case) -> reqwest::Response {
 /// Checks Bob's answer against what the case expects.
 async fn check(response: reqwest::Response, w: &World, case: &Case, what: &str) {
     let status = response.status();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
+    let content_type = content_type(&response);
     let text = response.text().await.unwrap();
     for secret in w.secrets() {
         assert!(
@@ -432,19 +428,24 @@ async fn check(response: reqwest::Response, w: &World, case: &Case, what: &str) 
     match case.expect {
         Expect::NotFound => {
             assert_eq!(status, StatusCode::NOT_FOUND, "{what}: {text}");
-            assert_eq!(content_type, "application/problem+json", "{what}");
+            assert_problem(what, status, &content_type, &body);
             assert_eq!(body["code"], "not_found", "{what}: {text}");
         }
         Expect::EnvelopeNotFound => {
             assert_eq!(status, StatusCode::NOT_FOUND, "{what}: {text}");
-            assert_eq!(body["success"], false, "{what}: {text}");
+            assert_envelope(what, status, &content_type, &body);
             assert_eq!(body["errors"][0]["code"], 1005, "{what}: {text}");
         }
         Expect::Unauthorized => {
             assert_eq!(status, StatusCode::UNAUTHORIZED, "{what}: {text}");
-            assert_eq!(body["success"], false, "{what}: {text}");
+            assert_envelope(what, status, &content_type, &body);
         }
-        Expect::Own => assert!(status.is_success(), "{what}: {status} {text}"),
+        Expect::Own => {
+            assert!(status.is_success(), "{what}: {status} {text}");
+            if case.path.starts_with(CF) {
+                assert_envelope(what, status, &content_type, &body);
+            }
+        }
         Expect::SlugTaken => {
             assert_eq!(status, StatusCode::CONFLICT, "{what}: {text}");
             assert_eq!(body["code"], "slug_taken", "{what}: {text}");

@@ -7,10 +7,13 @@
 //! template that has the migrations applied.
 #![allow(dead_code)]
 
+pub mod envelope;
 pub mod openapi;
 pub mod wait;
 
 // Every test binary compiles all of `common`; not every one uses each helper.
+#[allow(unused_imports)]
+pub use envelope::{assert_envelope, envelope, envelope_error, envelope_of};
 #[allow(unused_imports)]
 pub use wait::eventually;
 
@@ -468,23 +471,35 @@ pub async fn json_of(response: reqwest::Response, status: StatusCode) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|_| panic!("body is not JSON: {text}"))
 }
 
-/// Asserts a problem+json answer with this status and code, and returns it.
-pub async fn problem_of(response: reqwest::Response, status: StatusCode, code: &str) -> Value {
-    let content_type = response
+/// The answer's `Content-Type`, "" if it has none.
+pub fn content_type(response: &reqwest::Response) -> String {
+    response
         .headers()
         .get("content-type")
-        .map(|v| v.to_str().unwrap().to_owned());
-    let body = json_of(response, status).await;
-    assert_eq!(
-        content_type.as_deref(),
-        Some("application/problem+json"),
-        "body: {body}"
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+/// Asserts that `body`, answered with `status` and `content_type`, is problem+json for that
+/// status, with a code and a detail. `what` names the request in a failure.
+pub fn assert_problem(what: &str, status: StatusCode, content_type: &str, body: &Value) {
+    assert_eq!(content_type, "application/problem+json", "{what}: {body}");
+    assert_eq!(body["status"], status.as_u16(), "{what}: {body}");
+    assert!(
+        body["code"].as_str().is_some_and(|c| !c.is_empty()),
+        "{what}: {body}"
     );
-    assert_eq!(body["code"], code, "body: {body}");
-    assert_eq!(body["status"], status.as_u16(), "body: {body}");
     assert!(
         body["detail"].as_str().is_some_and(|d| !d.is_empty()),
-        "body: {body}"
+        "{what}: {body}"
     );
+}
+
+/// Asserts a problem+json answer with this status and code, and returns it.
+pub async fn problem_of(response: reqwest::Response, status: StatusCode, code: &str) -> Value {
+    let content_type = content_type(&response);
+    let body = json_of(response, status).await;
+    assert_problem("problem", status, &content_type, &body);
+    assert_eq!(body["code"], code, "body: {body}");
     body
 }

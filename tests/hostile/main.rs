@@ -52,11 +52,7 @@ struct Answer {
 impl Answer {
     async fn of(response: reqwest::Response) -> Self {
         let status = response.status().as_u16();
-        let content_type = response
-            .headers()
-            .get("content-type")
-            .map(|v| v.to_str().unwrap().to_owned())
-            .unwrap_or_default();
+        let content_type = content_type(&response);
         let body = response.text().await.unwrap();
         Self {
             status,
@@ -77,24 +73,11 @@ impl Answer {
             "{what}: {status} {}",
             self.body
         );
+        let status = StatusCode::from_u16(status).unwrap();
         if path.starts_with("/client/v4") {
-            assert_eq!(self.content_type, "application/json", "{what}");
-            assert_eq!(body["success"], false, "{what}: {}", self.body);
-            assert!(
-                body["errors"][0]["code"].as_u64().unwrap() >= 1000,
-                "{what}"
-            );
+            assert_envelope(what, status, &self.content_type, &body);
         } else {
-            assert_eq!(self.content_type, "application/problem+json", "{what}");
-            assert_eq!(body["status"], status, "{what}: {}", self.body);
-            assert!(
-                body["code"].as_str().is_some_and(|c| !c.is_empty()),
-                "{what}"
-            );
-            assert!(
-                body["detail"].as_str().is_some_and(|d| !d.is_empty()),
-                "{what}"
-            );
+            assert_problem(what, status, &self.content_type, &body);
         }
         body
     }
