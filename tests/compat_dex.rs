@@ -1,26 +1,16 @@
 mod common;
 
 use chrono::{Duration, SecondsFormat, Utc};
+use common::fleet::{self, ingest};
 use common::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+/// A snapshot from `colo`, with a CPU figure to find again.
 fn snapshot(device: Uuid, minutes_ago: i64, colo: &str) -> Value {
-    json!({
-        "deviceId": device.to_string(), "colo": colo, "mode": "proxy", "platform": "windows",
-        "status": "connected", "version": "1.0.0", "cpuPct": 42.5,
-        "timestamp": (Utc::now() - Duration::minutes(minutes_ago)).to_rfc3339_opts(SecondsFormat::Millis, true),
-    })
-}
-
-/// Reports snapshots through the native ingest route.
-async fn report(app: &TestApp, token: &str, body: Value) {
-    json_of(
-        app.post("/v1/fleet-status/devices", token, body).await,
-        StatusCode::CREATED,
-    )
-    .await;
+    let extra = json!({"colo": colo, "cpuPct": 42.5});
+    fleet::with(fleet::snapshot(device, minutes_ago), extra)
 }
 
 fn devices_path(user: &User) -> String {
@@ -47,7 +37,7 @@ async fn a_cloudflare_client_pages_through_the_device_list_until_an_empty_page()
     let user = app.user().await;
     let devices: Vec<Uuid> = (0..5).map(|_| Uuid::new_v4()).collect();
     let batch: Vec<Value> = devices.iter().map(|d| snapshot(*d, 2, "SJC")).collect();
-    report(&app, &user.token, Value::Array(batch)).await;
+    ingest(&app, &user.token, Value::Array(batch)).await;
 
     let base = devices_path(&user);
     let mut seen = Vec::new();
@@ -90,7 +80,7 @@ async fn the_cloudflare_list_takes_the_seed_filters_and_answers_errors_in_the_en
     let user = app.user().await;
     let (sjc, fra) = (Uuid::new_v4(), Uuid::new_v4());
     let batch = json!([snapshot(sjc, 3, "SJC"), snapshot(fra, 3, "FRA")]);
-    report(&app, &user.token, batch).await;
+    ingest(&app, &user.token, batch).await;
     let base = devices_path(&user);
     let from = (Utc::now() - Duration::minutes(30)).timestamp_millis();
     let body = envelope_of(
@@ -157,16 +147,7 @@ async fn the_cloudflare_live_status_is_a_bare_device_object() {
     let app = TestApp::spawn().await;
     let user = app.user().await;
     let device = Uuid::new_v4();
-    json_of(
-        app.post(
-            "/v1/fleet-status/devices",
-            &user.token,
-            snapshot(device, 4, "SJC"),
-        )
-        .await,
-        StatusCode::CREATED,
-    )
-    .await;
+    ingest(&app, &user.token, snapshot(device, 4, "SJC")).await;
     let path = |q: &str| {
         format!(
             "/client/v4/accounts/{}/dex/devices/{device}/fleet-status/live?{q}",

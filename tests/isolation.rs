@@ -9,6 +9,7 @@
 
 mod common;
 
+use common::fleet::{self, ingest, snapshot};
 use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -284,14 +285,8 @@ async fn world(app: &TestApp) -> World {
     )
     .await;
     let device = Uuid::new_v4().to_string();
-    let snapshot = json!({"deviceId": device, "colo": "ADA", "mode": "proxy", "platform": "mac",
-        "status": "connected", "version": "1.0.0", "timestamp": now, "deviceName": "ada-device-name"});
-    json_of(
-        app.post("/v1/fleet-status/devices", &ada.token, snapshot)
-            .await,
-        StatusCode::CREATED,
-    )
-    .await;
+    let extra = json!({"colo": "ADA", "platform": "mac", "deviceName": "ada-device-name"});
+    ingest(app, &ada.token, fleet::with(snapshot(&device, 0), extra)).await;
     // A second connector on Ada's tunnel whose id no case reports anywhere else (one case
     // reports the first connector's id on Bob's own tunnel, which makes it his there).
     let only = Uuid::new_v4().to_string();

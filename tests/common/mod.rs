@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod envelope;
+pub mod fleet;
 pub mod openapi;
 pub mod wait;
 

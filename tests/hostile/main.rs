@@ -16,6 +16,7 @@ mod strings;
 
 use std::time::Duration;
 
+use common::fleet::{ingest, snapshot};
 use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -205,12 +206,6 @@ impl Targets {
     }
 }
 
-fn snapshot(device: &str) -> Value {
-    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    json!({"deviceId": device, "colo": "SJC", "mode": "proxy", "platform": "windows",
-        "status": "connected", "version": "1.0.0", "timestamp": now})
-}
-
 async fn targets(app: &TestApp) -> Targets {
     let user = app.user().await;
     let tunnel = app.tunnel(&user.token, json!({"requestedPort": 1})).await["id"]
@@ -218,10 +213,7 @@ async fn targets(app: &TestApp) -> Targets {
         .unwrap()
         .to_owned();
     let device = Uuid::new_v4().to_string();
-    let stored = app
-        .post("/v1/fleet-status/devices", &user.token, snapshot(&device))
-        .await;
-    json_of(stored, StatusCode::CREATED).await;
+    ingest(app, &user.token, snapshot(&device, 0)).await;
     let t = Targets {
         user,
         tunnel,
