@@ -7,6 +7,7 @@
 //! template that has the migrations applied.
 #![allow(dead_code)]
 
+pub mod clock;
 pub mod envelope;
 pub mod fleet;
 pub mod openapi;
