@@ -2,14 +2,26 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
+use common::clock::{age_tunnel, at};
 use common::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+/// The lease TTL: not the default (60 s), and long enough that no lease runs out unless a
+/// test moves it into the past.
+const TTL: Duration = Duration::from_secs(30);
+/// How soon after a lease ran out the reaper (every 200 ms in the tests) has expired it.
+const REAPED_WITHIN: Duration = Duration::from_secs(2);
+
+fn uuid(id: &str) -> Uuid {
+    Uuid::parse_str(id).unwrap()
+}
+
 async fn stored_status(app: &TestApp, id: &str) -> (String, Option<String>) {
     sqlx::query_as("SELECT status, last_error FROM tunnels WHERE id = $1")
-        .bind(Uuid::parse_str(id).unwrap())
+        .bind(uuid(id))
         .fetch_one(&app.db)
         .await
         .unwrap()
@@ -30,14 +42,17 @@ async fn wait_for_status(app: &TestApp, id: &str, want: &str, within: Duration) 
 
 #[tokio::test]
 async fn the_reaper_fails_a_lease_that_is_not_renewed_within_ttl_plus_two_seconds() {
-    let app = TestApp::spawn_with(|c| c.lease_ttl = Duration::from_secs(1)).await;
+    let app = TestApp::spawn_with(|c| c.lease_ttl = TTL).await;
     let user = app.user().await;
     let t = app
         .tunnel(&user.token, json!({"requestedPort": 3000}))
         .await;
     let id = t["id"].as_str().unwrap();
     let hb = json_of(app.heartbeat(&user.token, id).await, StatusCode::OK).await;
-    wait_for_status(&app, id, "failed", Duration::from_secs(3)).await;
+    // Nothing renews it for a whole TTL: the lease has run out.
+    age_tunnel(&app.db, uuid(id), TTL).await;
+    let ran_out = at(&hb["lease"]["expiresAt"]) - chrono::Duration::from_std(TTL).unwrap();
+    wait_for_status(&app, id, "failed", REAPED_WITHIN).await;
     let (_, last_error) = stored_status(&app, id).await;
     assert_eq!(last_error.as_deref(), Some("lease expired"));
 
@@ -50,7 +65,8 @@ async fn the_reaper_fails_a_lease_that_is_not_renewed_within_ttl_plus_two_second
     assert_eq!(after["lastError"], "lease expired");
     assert_eq!(after["lease"], Value::Null);
     assert_eq!(
-        after["stoppedAt"], hb["lease"]["expiresAt"],
+        at(&after["stoppedAt"]),
+        ran_out,
         "stoppedAt is when the lease ran out"
     );
     let listed = json_of(app.get("/v1/tunnels", &user.token).await, StatusCode::OK).await;
@@ -66,7 +82,7 @@ async fn the_reaper_fails_a_lease_that_is_not_renewed_within_ttl_plus_two_second
 
 #[tokio::test]
 async fn a_stopping_tunnel_whose_lease_runs_out_is_stopped_not_failed() {
-    let app = TestApp::spawn_with(|c| c.lease_ttl = Duration::from_secs(1)).await;
+    let app = TestApp::spawn_with(|c| c.lease_ttl = TTL).await;
     let user = app.user().await;
     let t = app
         .tunnel(&user.token, json!({"requestedPort": 3000}))
@@ -82,30 +98,34 @@ async fn a_stopping_tunnel_whose_lease_runs_out_is_stopped_not_failed() {
         StatusCode::OK,
     )
     .await;
-    wait_for_status(&app, id, "stopped", Duration::from_secs(3)).await;
+    age_tunnel(&app.db, uuid(id), TTL).await;
+    wait_for_status(&app, id, "stopped", REAPED_WITHIN).await;
     assert_eq!(stored_status(&app, id).await.1, None);
 }
 
 #[tokio::test]
 async fn heartbeats_keep_a_lease_alive_past_its_ttl() {
-    let app = TestApp::spawn_with(|c| c.lease_ttl = Duration::from_secs(1)).await;
+    let app = TestApp::spawn_with(|c| c.lease_ttl = TTL).await;
     let user = app.user().await;
-    let t = app
-        .tunnel(&user.token, json!({"requestedPort": 3000}))
-        .await;
-    let id = t["id"].as_str().unwrap();
+    let ids = app.tunnel_ids(&user.token, 2).await;
+    let (kept, abandoned) = (ids[0].as_str(), ids[1].as_str());
+    // Ten heartbeats a third of a TTL apart, as an agent sends them: over three TTLs in all.
     for _ in 0..10 {
-        let hb = json_of(app.heartbeat(&user.token, id).await, StatusCode::OK).await;
+        let hb = json_of(app.heartbeat(&user.token, kept).await, StatusCode::OK).await;
         assert_eq!(hb["status"], "active");
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        age_tunnel(&app.db, uuid(kept), TTL / 3).await;
     }
-    assert_eq!(stored_status(&app, id).await.0, "active");
+    // A reaper sweep after the last of them (the one that fails the abandoned lease) leaves
+    // the renewed one alone.
+    age_tunnel(&app.db, uuid(abandoned), TTL).await;
+    wait_for_status(&app, abandoned, "failed", REAPED_WITHIN).await;
+    assert_eq!(stored_status(&app, kept).await.0, "active");
 }
 
 #[tokio::test]
 async fn an_expired_lease_is_never_reported_as_live_even_before_the_reaper_runs() {
     let app = TestApp::spawn_with(|c| {
-        c.lease_ttl = Duration::from_secs(1);
+        c.lease_ttl = TTL;
         c.reaper_interval = Duration::from_secs(3600);
     })
     .await;
@@ -124,7 +144,14 @@ async fn an_expired_lease_is_never_reported_as_live_even_before_the_reaper_runs(
         .await;
     let (a_id, b_id) = (a["id"].as_str().unwrap(), b["id"].as_str().unwrap());
     json_of(app.heartbeat(&user.token, a_id).await, StatusCode::OK).await;
-    tokio::time::sleep(Duration::from_millis(1300)).await;
+    // Both leases ran out a moment ago; the reaper ran once, at the start, and not since.
+    let before: DateTime<Utc> = sqlx::query_scalar("SELECT now()")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    for id in [a_id, b_id] {
+        age_tunnel(&app.db, uuid(id), TTL + Duration::from_secs(1)).await;
+    }
 
     let listed = json_of(app.get("/v1/tunnels", &user.token).await, StatusCode::OK).await;
     assert_eq!(
@@ -152,6 +179,12 @@ async fn an_expired_lease_is_never_reported_as_live_even_before_the_reaper_runs(
         .tunnel(&other.token, json!({"slug": "lapsed", "requestedPort": 1}))
         .await;
     assert_eq!(reused["status"], "creating");
+    let reaped: bool = sqlx::query_scalar("SELECT reaper_ran_at >= $1 FROM lease_clock")
+        .bind(before)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert!(!reaped, "the reaper ran meanwhile: this proves nothing");
 }
 
 #[tokio::test]
