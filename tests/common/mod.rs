@@ -1,16 +1,18 @@
 //! The integration-test harness: a real PostgreSQL, a fresh database per test, and a real
 //! Warren server on a loopback port, driven over HTTP.
 //!
-//! PostgreSQL comes from, in order: `DATABASE_URL` (a server the tests may create databases
-//! on); a throwaway cluster started from the PostgreSQL binaries on the machine (stopped and
-//! removed when the test process exits). Each test gets its own database, copied from a
-//! template that has the migrations applied.
+//! PostgreSQL comes from, in order (see [`postgres`]): `DATABASE_URL` (a server the tests may
+//! create databases on); a throwaway cluster started from the PostgreSQL binaries on the
+//! machine; a throwaway PostgreSQL container (testcontainers). A cluster or container started
+//! here is removed when the test process exits. Each test gets its own database, copied from
+//! a template that has the migrations applied.
 #![allow(dead_code)]
 
 pub mod clock;
 pub mod envelope;
 pub mod fleet;
 pub mod openapi;
+pub mod postgres;
 pub mod wait;
 
 // Every test binary compiles all of `common`; not every one uses each helper.
@@ -21,7 +23,7 @@ pub use wait::eventually;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
@@ -41,32 +43,10 @@ struct PgServer {
 }
 
 static SERVER: OnceLock<PgServer> = OnceLock::new();
-static EMBEDDED: Mutex<Option<(EmbeddedPostgres, PathBuf)>> = Mutex::new(None);
-
-extern "C" fn stop_embedded() {
-    if let Ok(mut guard) = EMBEDDED.lock() {
-        if let Some((pg, dir)) = guard.take() {
-            let _ = pg.kill();
-            let _ = std::fs::remove_dir_all(dir);
-        }
-    }
-}
 
 fn server() -> &'static PgServer {
     SERVER.get_or_init(|| {
-        let url_pattern = match std::env::var("DATABASE_URL") {
-            Ok(url) if !url.is_empty() => replace_database(&url, "{db}"),
-            _ => {
-                let dir = scratch_dir("warren-test-pg");
-                let pg = EmbeddedPostgres::start(&dir).unwrap_or_else(|err| {
-                    panic!("the tests need PostgreSQL: set DATABASE_URL or install it ({err:#})")
-                });
-                let pattern = pg.url("{db}");
-                *EMBEDDED.lock().unwrap() = Some((pg, dir));
-                unsafe { libc::atexit(stop_embedded) };
-                pattern
-            }
-        };
+        let url_pattern = postgres::start(postgres::source());
         let template = format!("warren_template_{}_{}", unix_now(), Uuid::new_v4().simple());
         let admin = url_pattern.replace("{db}", "postgres");
         let template_url = url_pattern.replace("{db}", &template);
@@ -121,20 +101,6 @@ async fn drop_stale_databases(admin: &str) {
                 .execute(&mut *conn)
                 .await;
         }
-    }
-}
-
-fn replace_database(url: &str, db: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
-    let base = match base.rfind('/') {
-        Some(i) if i > base.find("//").map_or(0, |j| j + 1) => &base[..i],
-        _ => base,
-    };
-    match query {
-        Some(q) => format!("{base}/{db}?{q}"),
-        None => format!("{base}/{db}"),
     }
 }
 
