@@ -95,18 +95,10 @@ fn s(id: Uuid) -> String {
     id.to_string()
 }
 
-async fn setup(app: &TestApp) -> (User, String) {
-    let user = app.user().await;
-    let tunnel = app
-        .tunnel(&user.token, json!({"requestedPort": 3000}))
-        .await;
-    (user, tunnel["id"].as_str().unwrap().to_owned())
-}
-
 #[tokio::test]
 async fn a_reported_connector_is_listed_in_the_seed_client_shape() {
     let app = TestApp::spawn().await;
-    let (user, tunnel) = setup(&app).await;
+    let (user, tunnel) = app.user_with_tunnel().await;
     let (client, conn) = (Uuid::new_v4(), Uuid::new_v4());
     let answer = reported(&app, &user.token, &tunnel, report(client, &[(conn, "FRA")])).await;
     assert_eq!(answer["status"], "active");
@@ -130,7 +122,7 @@ async fn a_reported_connector_is_listed_in_the_seed_client_shape() {
 #[tokio::test]
 async fn a_heartbeat_without_a_connector_keeps_working_and_lists_none() {
     let app = TestApp::spawn().await;
-    let (user, tunnel) = setup(&app).await;
+    let (user, tunnel) = app.user_with_tunnel().await;
     json_of(app.heartbeat(&user.token, &tunnel).await, StatusCode::OK).await;
     reported(&app, &user.token, &tunnel, json!({})).await;
     reported(&app, &user.token, &tunnel, json!({"connector": null})).await;
@@ -140,7 +132,7 @@ async fn a_heartbeat_without_a_connector_keeps_working_and_lists_none() {
 #[tokio::test]
 async fn two_connectors_of_one_tunnel_report_separately() {
     let app = TestApp::spawn().await;
-    let (user, tunnel) = setup(&app).await;
+    let (user, tunnel) = app.user_with_tunnel().await;
     let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
     let (a1, a2, b1) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
     reported(
@@ -180,7 +172,7 @@ async fn two_connectors_of_one_tunnel_report_separately() {
 #[tokio::test]
 async fn a_connection_no_longer_reported_is_pending_until_reported_again_or_the_grace_ends() {
     let app = TestApp::spawn_with(|c| c.reconnect_grace = GRACE).await;
-    let (user, tunnel) = setup(&app).await;
+    let (user, tunnel) = app.user_with_tunnel().await;
     let (client, k1, k2) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
     reported(
         &app,
@@ -226,7 +218,7 @@ async fn every_connection_of_a_connector_that_stops_heartbeating_is_pending_then
         c.reconnect_grace = GRACE;
     })
     .await;
-    let (user, tunnel) = setup(&app).await;
+    let (user, tunnel) = app.user_with_tunnel().await;
     let (quiet, alive) = (Uuid::new_v4(), Uuid::new_v4());
     let (q1, q2, a1) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
     reported(
@@ -264,7 +256,7 @@ async fn every_connection_of_a_connector_that_stops_heartbeating_is_pending_then
 #[tokio::test]
 async fn a_stopped_tunnel_shows_its_connectors_pending_then_gone() {
     let app = TestApp::spawn_with(|c| c.reconnect_grace = GRACE).await;
-    let (user, tunnel) = setup(&app).await;
+    let (user, tunnel) = app.user_with_tunnel().await;
     let (client, k) = (Uuid::new_v4(), Uuid::new_v4());
     reported(&app, &user.token, &tunnel, report(client, &[(k, "FRA")])).await;
     stop(&app, &user.token, &tunnel).await;
@@ -288,7 +280,7 @@ async fn a_stopped_tunnel_shows_its_connectors_pending_then_gone() {
 #[tokio::test]
 async fn cleanup_removes_one_connector_or_all_whatever_their_state() {
     let app = TestApp::spawn().await;
-    let (user, tunnel) = setup(&app).await;
+    let (user, tunnel) = app.user_with_tunnel().await;
     let (a, b, c) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
     for client in [a, b, c] {
         reported(
@@ -336,7 +328,7 @@ async fn cleanup_removes_one_connector_or_all_whatever_their_state() {
 #[tokio::test]
 async fn a_malformed_connector_names_the_field_and_changes_nothing() {
     let app = TestApp::spawn().await;
-    let (user, tunnel) = setup(&app).await;
+    let (user, tunnel) = app.user_with_tunnel().await;
     let before = json_of(
         app.get(&format!("/v1/tunnels/{tunnel}"), &user.token).await,
         StatusCode::OK,
@@ -396,7 +388,7 @@ async fn a_malformed_connector_names_the_field_and_changes_nothing() {
 #[tokio::test]
 async fn unknown_or_foreign_tunnels_and_connectors_are_404() {
     let app = TestApp::spawn().await;
-    let (owner, tunnel) = setup(&app).await;
+    let (owner, tunnel) = app.user_with_tunnel().await;
     let stranger = app.user().await;
     let client = Uuid::new_v4();
     reported(
@@ -454,7 +446,7 @@ async fn unknown_or_foreign_tunnels_and_connectors_are_404() {
 #[tokio::test]
 async fn the_connector_routes_need_their_scopes() {
     let app = TestApp::spawn().await;
-    let (user, tunnel) = setup(&app).await;
+    let (user, tunnel) = app.user_with_tunnel().await;
     let agent = app.api_token(&user, &["tunnels:heartbeat"]).await;
     let reader = app.api_token(&user, &["tunnels:read"]).await;
     reported(&app, &agent, &tunnel, report(Uuid::new_v4(), &[])).await;
@@ -479,7 +471,7 @@ async fn origin_ip_honours_x_forwarded_for_only_from_trusted_proxies() {
     for (trusted, expected) in [("", "127.0.0.1"), ("127.0.0.0/8", "203.0.113.7")] {
         let proxies = warren::connectors::origin::TrustedProxies::parse(trusted).unwrap();
         let app = TestApp::spawn_with(|c| c.trusted_proxies = proxies).await;
-        let (user, tunnel) = setup(&app).await;
+        let (user, tunnel) = app.user_with_tunnel().await;
         let response = app
             .send(
                 app.client
@@ -501,7 +493,7 @@ async fn origin_ip_honours_x_forwarded_for_only_from_trusted_proxies() {
 #[tokio::test]
 async fn an_unchanged_report_rewrites_no_connection_rows() {
     let app = TestApp::spawn().await;
-    let (user, tunnel) = setup(&app).await;
+    let (user, tunnel) = app.user_with_tunnel().await;
     let conns: Vec<(Uuid, &str)> = (0..4).map(|_| (Uuid::new_v4(), "FRA")).collect();
     let body = report(Uuid::new_v4(), &conns);
     let versions = || async {
@@ -527,7 +519,7 @@ async fn the_sweeper_deletes_rows_past_their_grace() {
         c.connector_sweep_interval = Duration::from_millis(100);
     })
     .await;
-    let (user, tunnel) = setup(&app).await;
+    let (user, tunnel) = app.user_with_tunnel().await;
     let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
     let (a1, a2, b1) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
     reported(
@@ -586,7 +578,7 @@ async fn a_tunnel_whose_lease_expires_shows_its_connectors_pending_and_refuses_n
         c.reconnect_grace = GRACE;
     })
     .await;
-    let (user, tunnel) = setup(&app).await;
+    let (user, tunnel) = app.user_with_tunnel().await;
     let (client, k) = (Uuid::new_v4(), Uuid::new_v4());
     reported(&app, &user.token, &tunnel, report(client, &[(k, "FRA")])).await;
     // The last heartbeat (the tunnel's and its connector's) came more than a TTL ago.

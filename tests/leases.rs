@@ -43,11 +43,8 @@ async fn wait_for_status(app: &TestApp, id: &str, want: &str, within: Duration) 
 #[tokio::test]
 async fn the_reaper_fails_a_lease_that_is_not_renewed_within_ttl_plus_two_seconds() {
     let app = TestApp::spawn_with(|c| c.lease_ttl = TTL).await;
-    let user = app.user().await;
-    let t = app
-        .tunnel(&user.token, json!({"requestedPort": 3000}))
-        .await;
-    let id = t["id"].as_str().unwrap();
+    let (user, id) = app.user_with_tunnel().await;
+    let id = id.as_str();
     let hb = json_of(app.heartbeat(&user.token, id).await, StatusCode::OK).await;
     // Nothing renews it for a whole TTL: the lease has run out.
     age_tunnel(&app.db, uuid(id), TTL).await;
@@ -77,17 +74,14 @@ async fn the_reaper_fails_a_lease_that_is_not_renewed_within_ttl_plus_two_second
         StatusCode::OK,
     )
     .await;
-    assert_eq!(all[0]["id"], t["id"]);
+    assert_eq!(all[0]["id"], id);
 }
 
 #[tokio::test]
 async fn a_stopping_tunnel_whose_lease_runs_out_is_stopped_not_failed() {
     let app = TestApp::spawn_with(|c| c.lease_ttl = TTL).await;
-    let user = app.user().await;
-    let t = app
-        .tunnel(&user.token, json!({"requestedPort": 3000}))
-        .await;
-    let id = t["id"].as_str().unwrap();
+    let (user, id) = app.user_with_tunnel().await;
+    let id = id.as_str();
     json_of(
         app.patch(
             &format!("/v1/tunnels/{id}"),

@@ -5,7 +5,6 @@ use std::time::Duration;
 use common::clock::age_tunnel;
 use common::*;
 use reqwest::StatusCode;
-use serde_json::json;
 
 /// The value of the sample whose line starts with `series` (name and labels), 0 if absent.
 fn sample(text: &str, series: &str) -> f64 {
@@ -31,11 +30,8 @@ async fn metrics_move_with_traffic_heartbeats_and_the_reaper() {
     let ttl = Duration::from_secs(30);
     let app = TestApp::spawn_with(|c| c.lease_ttl = ttl).await;
     let before = scrape(&app).await;
-    let user = app.user().await;
-    let t = app
-        .tunnel(&user.token, json!({"requestedPort": 3000}))
-        .await;
-    let id = t["id"].as_str().unwrap();
+    let (user, id) = app.user_with_tunnel().await;
+    let id = id.as_str();
     json_of(app.heartbeat(&user.token, id).await, StatusCode::OK).await;
     problem_of(
         app.heartbeat(&user.token, &uuid::Uuid::new_v4().to_string())

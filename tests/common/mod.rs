@@ -386,6 +386,16 @@ impl TestApp {
         .await
     }
 
+    /// A registered user with one tunnel of theirs; the tunnel's id.
+    pub async fn user_with_tunnel(&self) -> (User, String) {
+        let user = self.user().await;
+        let tunnel = self
+            .tunnel(&user.token, json!({"requestedPort": 3000}))
+            .await;
+        let id = tunnel["id"].as_str().unwrap().to_owned();
+        (user, id)
+    }
+
     /// Creates `n` tunnels; their ids.
     pub async fn tunnel_ids(&self, token: &str, n: usize) -> Vec<String> {
         let mut ids = Vec::new();
