@@ -1,14 +1,15 @@
 //! `warren agent`, run in-process against a real server with a short lease.
 mod common;
 
-use std::future::Future;
 use std::time::{Duration, Instant};
 
+use common::clock::{age_tunnel, as_if_down_for};
 use common::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 use warren::agent::{self, AgentConfig};
 
 const TTL: Duration = Duration::from_secs(3);
@@ -39,22 +40,6 @@ fn start_agent(base: &str, token: &str, slug: &str) -> Running {
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(agent::run(config, shutdown.clone()));
     Running { task, shutdown }
-}
-
-/// Polls `check` until it gives `Some`, or panics after `limit`.
-async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(found) = check().await {
-            return found;
-        }
-        assert!(start.elapsed() < limit, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 async fn list(app: &TestApp, token: &str, include_inactive: bool) -> Vec<Value> {
@@ -89,16 +74,38 @@ async fn finished(running: Running) -> anyhow::Result<()> {
         .expect("the agent does not panic")
 }
 
-/// Stops the server, waits `cut`, and starts another on the same database and address.
-async fn restart(app: TestApp, ttl: Duration, cut: Duration) -> TestApp {
-    let (addr, url) = (app.addr, app.database_url.clone());
+/// Stops the server for `cut`, and starts another on the same database and address. By the
+/// database's clocks the outage lasts `lasted`: what it has beyond `cut` is moved into the
+/// past rather than waited for.
+async fn restart(app: TestApp, ttl: Duration, cut: Duration, lasted: Duration) -> TestApp {
+    let (addr, url, db) = (app.addr, app.database_url.clone(), app.db.clone());
     app.stop().await;
     tokio::time::sleep(cut).await;
+    if lasted > cut {
+        as_if_down_for(&db, lasted - cut).await;
+    }
     TestApp::on_database(&url, |c| {
         c.lease_ttl = ttl;
         c.listen = addr;
     })
     .await
+}
+
+/// Waits until the agent's heartbeats renew tunnel `id` on the restarted server, still active.
+async fn renewed_after_restart(app: &TestApp, token: &str, id: &Value) {
+    let id = id.as_str().unwrap();
+    let before = show(app, token, id).await["lease"]["lastHeartbeatAt"].clone();
+    let what = "a heartbeat after the restart";
+    eventually(Duration::from_secs(10), what, || async {
+        let t = show(app, token, id).await;
+        let renewed = t["status"] == "active" && t["lease"]["lastHeartbeatAt"] != before;
+        if renewed {
+            Ok(())
+        } else {
+            Err(t)
+        }
+    })
+    .await;
 }
 
 /// The agent is still running; cancelling it ends its tunnel `stopped`.
@@ -186,18 +193,9 @@ async fn the_agent_keeps_its_tunnel_across_a_server_restart() {
     let (user, token) = agent_token(&app).await;
     let running = start_agent(&app.base, &token, "agent-restart");
     let id = active(&app, &user.token, "agent-restart").await["id"].clone();
-    let app = restart(app, ttl, Duration::from_secs(2)).await;
-    let before =
-        show(&app, &user.token, id.as_str().unwrap()).await["lease"]["lastHeartbeatAt"].clone();
-    eventually(
-        Duration::from_secs(10),
-        "a heartbeat after the restart",
-        || async {
-            let t = show(&app, &user.token, id.as_str().unwrap()).await;
-            (t["status"] == "active" && t["lease"]["lastHeartbeatAt"] != before).then_some(())
-        },
-    )
-    .await;
+    let cut = Duration::from_secs(2);
+    let app = restart(app, ttl, cut, cut).await;
+    renewed_after_restart(&app, &user.token, &id).await;
     cancel_and_expect_stopped(running, &app, &user.token, &id).await;
 }
 
@@ -208,9 +206,20 @@ async fn a_tunnel_that_expired_during_a_network_cut_is_recreated_with_the_same_s
     let link = Proxy::start(app.addr).await;
     let running = start_agent(&link.base, &token, "agent-cut");
     let old = active(&app, &user.token, "agent-cut").await["id"].clone();
-    // The agent cannot reach Warren (which stays up) for longer than the lease.
+    // The agent cannot reach Warren (which stays up) for longer than the lease: the lease
+    // moves a TTL into the past, again should a heartbeat that was in flight when the link
+    // was cut have renewed it, until it has run out.
     link.cut();
-    tokio::time::sleep(TTL + Duration::from_secs(3)).await;
+    let old_id = Uuid::parse_str(old.as_str().unwrap()).unwrap();
+    eventually(TTL * 3, "the lease to run out during the cut", || async {
+        let t = show(&app, &user.token, old.as_str().unwrap()).await;
+        if t["status"] == "failed" {
+            return Some(());
+        }
+        age_tunnel(&app.db, old_id, TTL).await;
+        None
+    })
+    .await;
     link.restore();
     let new = eventually(Duration::from_secs(15), "a recreated tunnel", || async {
         list(&app, &user.token, false)
@@ -233,10 +242,9 @@ async fn an_agent_keeps_its_tunnel_through_a_warren_outage_longer_than_the_lease
     let (user, token) = agent_token(&app).await;
     let running = start_agent(&app.base, &token, "agent-outage");
     let id = active(&app, &user.token, "agent-outage").await["id"].clone();
-    let app = restart(app, TTL, TTL + Duration::from_secs(2)).await;
-    tokio::time::sleep(TTL).await;
-    let t = show(&app, &user.token, id.as_str().unwrap()).await;
-    assert_eq!(t["status"], "active", "{t}");
+    let lasted = TTL + Duration::from_secs(2);
+    let app = restart(app, TTL, Duration::from_secs(1), lasted).await;
+    renewed_after_restart(&app, &user.token, &id).await;
     cancel_and_expect_stopped(running, &app, &user.token, &id).await;
 }
 

@@ -22,23 +22,20 @@ fn warren(args: &[&str], data_dir: &Path, port: u16) -> Command {
 }
 
 async fn wait_healthy(base: &str, child: &mut Child) {
-    let start = Instant::now();
     let client = reqwest::Client::new();
-    loop {
-        if let Ok(r) = try_send_checked(client.get(format!("{base}/readyz"))).await {
-            if r.status() == StatusCode::OK {
-                return;
-            }
-        }
+    eventually(Duration::from_secs(90), "warren to become ready", || {
         if let Some(status) = child.try_wait().unwrap() {
             panic!("warren exited early: {status}");
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(90),
-            "warren did not become ready"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        let ready = try_send_checked(client.get(format!("{base}/readyz")));
+        async {
+            ready
+                .await
+                .is_ok_and(|r| r.status() == StatusCode::OK)
+                .then_some(())
+        }
+    })
+    .await
 }
 
 fn terminate(mut child: Child) -> std::process::ExitStatus {

@@ -4,7 +4,7 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use reqwest::StatusCode;
@@ -273,23 +273,16 @@ async fn the_agent_binary_ends_its_tunnel_stopped_on_sigterm() {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let child = agent.spawn().unwrap();
-    let start = Instant::now();
-    let id = loop {
+    let id = eventually(Duration::from_secs(15), "an active tunnel", || async {
         let listed = json_of(app.get("/v1/tunnels", &user.token).await, StatusCode::OK).await;
-        if let Some(t) = listed
+        listed
             .as_array()
             .unwrap()
             .iter()
             .find(|t| t["status"] == "active")
-        {
-            break t["id"].as_str().unwrap().to_owned();
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(15),
-            "no active tunnel"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+            .map(|t| t["id"].as_str().unwrap().to_owned())
+    })
+    .await;
     unsafe { libc::kill(child.id().unwrap() as i32, libc::SIGTERM) };
     let out = tokio::time::timeout(Duration::from_secs(15), child.wait_with_output())
         .await

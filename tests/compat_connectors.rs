@@ -17,31 +17,6 @@ async fn cf(app: &TestApp, method: Method, path: &str, token: &str) -> reqwest::
     .await
 }
 
-/// Asserts the envelope with this status; on success returns `result`, on failure the one
-/// error (code ≥ 1000).
-async fn envelope(response: reqwest::Response, status: StatusCode) -> Value {
-    let content_type = response.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let body = json_of(response, status).await;
-    assert_eq!(content_type, "application/json", "{body}");
-    assert_eq!(body["messages"], json!([]), "{body}");
-    assert_eq!(body["success"], status.is_success(), "{body}");
-    if status.is_success() {
-        assert_eq!(body["errors"], json!([]), "{body}");
-        return body["result"].clone();
-    }
-    assert!(body["result"].is_null(), "{body}");
-    let error = &body["errors"][0];
-    assert!(error["code"].as_u64().unwrap() >= 1000, "{body}");
-    assert!(
-        error["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "{body}"
-    );
-    error.clone()
-}
-
 struct Fixture {
     user: User,
     tunnel: String,

@@ -1,26 +1,16 @@
 mod common;
 
 use chrono::{Duration, SecondsFormat, Utc};
+use common::fleet::{self, ingest};
 use common::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+/// A snapshot from `colo`, with a CPU figure to find again.
 fn snapshot(device: Uuid, minutes_ago: i64, colo: &str) -> Value {
-    json!({
-        "deviceId": device.to_string(), "colo": colo, "mode": "proxy", "platform": "windows",
-        "status": "connected", "version": "1.0.0", "cpuPct": 42.5,
-        "timestamp": (Utc::now() - Duration::minutes(minutes_ago)).to_rfc3339_opts(SecondsFormat::Millis, true),
-    })
-}
-
-/// Reports snapshots through the native ingest route.
-async fn report(app: &TestApp, token: &str, body: Value) {
-    json_of(
-        app.post("/v1/fleet-status/devices", token, body).await,
-        StatusCode::CREATED,
-    )
-    .await;
+    let extra = json!({"colo": colo, "cpuPct": 42.5});
+    fleet::with(fleet::snapshot(device, minutes_ago), extra)
 }
 
 fn devices_path(user: &User) -> String {
@@ -41,31 +31,20 @@ async fn cf_get(app: &TestApp, path: &str, token: &str) -> reqwest::Response {
     .await
 }
 
-/// Asserts an envelope error with this status and returns its one error.
-async fn envelope_error(response: reqwest::Response, status: StatusCode) -> Value {
-    let body = json_of(response, status).await;
-    assert_eq!(body["success"], false, "{body}");
-    let error = body["errors"][0].clone();
-    assert!(error["code"].as_u64().unwrap() >= 1000, "{body}");
-    error
-}
-
 #[tokio::test]
 async fn a_cloudflare_client_pages_through_the_device_list_until_an_empty_page() {
     let app = TestApp::spawn().await;
     let user = app.user().await;
     let devices: Vec<Uuid> = (0..5).map(|_| Uuid::new_v4()).collect();
     let batch: Vec<Value> = devices.iter().map(|d| snapshot(*d, 2, "SJC")).collect();
-    report(&app, &user.token, Value::Array(batch)).await;
+    ingest(&app, &user.token, Value::Array(batch)).await;
 
     let base = devices_path(&user);
     let mut seen = Vec::new();
     let mut page = 1;
     loop {
         let path = format!("{base}?page={page}.0&per_page=2.0&sort_by=device_id&source=last_seen");
-        let body = json_of(cf_get(&app, &path, &user.token).await, StatusCode::OK).await;
-        assert_eq!(body["success"], true);
-        assert_eq!(body["errors"], json!([]));
+        let body = envelope_of(cf_get(&app, &path, &user.token).await, StatusCode::OK).await;
         let info = &body["result_info"];
         assert_eq!(
             (info["page"].as_i64(), info["per_page"].as_i64()),
@@ -101,10 +80,10 @@ async fn the_cloudflare_list_takes_the_seed_filters_and_answers_errors_in_the_en
     let user = app.user().await;
     let (sjc, fra) = (Uuid::new_v4(), Uuid::new_v4());
     let batch = json!([snapshot(sjc, 3, "SJC"), snapshot(fra, 3, "FRA")]);
-    report(&app, &user.token, batch).await;
+    ingest(&app, &user.token, batch).await;
     let base = devices_path(&user);
     let from = (Utc::now() - Duration::minutes(30)).timestamp_millis();
-    let body = json_of(
+    let body = envelope_of(
         cf_get(
             &app,
             &format!("{base}?colo=FRA&from={from}&source=raw"),
@@ -115,7 +94,7 @@ async fn the_cloudflare_list_takes_the_seed_filters_and_answers_errors_in_the_en
     )
     .await;
     assert_eq!(body["result"].as_array().unwrap().len(), 1);
-    let body = json_of(
+    let body = envelope_of(
         cf_get(&app, &format!("{base}?device_id={sjc}"), &user.token).await,
         StatusCode::OK,
     )
@@ -168,16 +147,7 @@ async fn the_cloudflare_live_status_is_a_bare_device_object() {
     let app = TestApp::spawn().await;
     let user = app.user().await;
     let device = Uuid::new_v4();
-    json_of(
-        app.post(
-            "/v1/fleet-status/devices",
-            &user.token,
-            snapshot(device, 4, "SJC"),
-        )
-        .await,
-        StatusCode::CREATED,
-    )
-    .await;
+    ingest(&app, &user.token, snapshot(device, 4, "SJC")).await;
     let path = |q: &str| {
         format!(
             "/client/v4/accounts/{}/dex/devices/{device}/fleet-status/live?{q}",
@@ -185,7 +155,7 @@ async fn the_cloudflare_live_status_is_a_bare_device_object() {
         )
     };
 
-    let body = json_of(
+    let body = envelope_of(
         cf_get(&app, &path("since_minutes=10.0"), &user.token).await,
         StatusCode::OK,
     )
@@ -193,7 +163,6 @@ async fn the_cloudflare_live_status_is_a_bare_device_object() {
     assert_eq!(body["deviceId"], device.to_string());
     assert_eq!(body["colo"], "SJC");
     assert_eq!(body["cpuPct"], 42.5);
-    assert_eq!(body["success"], true);
     assert_eq!(body["result"]["deviceId"], device.to_string());
 
     envelope_error(
@@ -206,7 +175,7 @@ async fn the_cloudflare_live_status_is_a_bare_device_object() {
         StatusCode::NOT_FOUND,
     )
     .await;
-    json_of(
+    envelope_of(
         cf_get(&app, &path("since_minutes=10&colo=FRA,SJC"), &user.token).await,
         StatusCode::OK,
     )
@@ -244,7 +213,7 @@ async fn the_cloudflare_live_status_is_a_bare_device_object() {
         )
         .await;
     assert_eq!(
-        json_of(response, StatusCode::OK).await["deviceId"],
+        envelope_of(response, StatusCode::OK).await["deviceId"],
         device.to_string()
     );
 

@@ -2,10 +2,19 @@ mod common;
 
 use std::time::Duration;
 
+use common::clock::{age_connector, age_dropped_connection, age_tunnel};
 use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use uuid::Uuid;
+
+/// The lease TTL and reconnect grace of the tests that move time: far from each other and
+/// from the defaults (60 s, 300 s), so that a test cannot pass on the wrong one.
+const TTL: Duration = Duration::from_secs(30);
+const GRACE: Duration = Duration::from_secs(120);
+/// How far short of, or past, a deadline a test moves a timestamp: far more than a request
+/// takes, so that the answer cannot depend on how fast the test runs.
+const MARGIN: Duration = Duration::from_secs(5);
 
 async fn beat(app: &TestApp, token: &str, tunnel: &str, body: Value) -> reqwest::Response {
     let path = format!("/v1/tunnels/{tunnel}/heartbeat");
@@ -86,18 +95,10 @@ fn s(id: Uuid) -> String {
     id.to_string()
 }
 
-async fn setup(app: &TestApp) -> (User, String) {
-    let user = app.user().await;
-    let tunnel = app
-        .tunnel(&user.token, json!({"requestedPort": 3000}))
-        .await;
-    (user, tunnel["id"].as_str().unwrap().to_owned())
-}
-
 #[tokio::test]
 async fn a_reported_connector_is_listed_in_the_seed_client_shape() {
     let app = TestApp::spawn().await;
-    let (user, tunnel) = setup(&app).await;
+    let (user, tunnel) = app.user_with_tunnel().await;
     let (client, conn) = (Uuid::new_v4(), Uuid::new_v4());
     let answer = reported(&app, &user.token, &tunnel, report(client, &[(conn, "FRA")])).await;
     assert_eq!(answer["status"], "active");
@@ -121,7 +122,7 @@ async fn a_reported_connector_is_listed_in_the_seed_client_shape() {
 #[tokio::test]
 async fn a_heartbeat_without_a_connector_keeps_working_and_lists_none() {
     let app = TestApp::spawn().await;
-    let (user, tunnel) = setup(&app).await;
+    let (user, tunnel) = app.user_with_tunnel().await;
     json_of(app.heartbeat(&user.token, &tunnel).await, StatusCode::OK).await;
     reported(&app, &user.token, &tunnel, json!({})).await;
     reported(&app, &user.token, &tunnel, json!({"connector": null})).await;
@@ -131,7 +132,7 @@ async fn a_heartbeat_without_a_connector_keeps_working_and_lists_none() {
 #[tokio::test]
 async fn two_connectors_of_one_tunnel_report_separately() {
     let app = TestApp::spawn().await;
-    let (user, tunnel) = setup(&app).await;
+    let (user, tunnel) = app.user_with_tunnel().await;
     let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
     let (a1, a2, b1) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
     reported(
@@ -170,8 +171,8 @@ async fn two_connectors_of_one_tunnel_report_separately() {
 
 #[tokio::test]
 async fn a_connection_no_longer_reported_is_pending_until_reported_again_or_the_grace_ends() {
-    let app = TestApp::spawn_with(|c| c.reconnect_grace = Duration::from_secs(2)).await;
-    let (user, tunnel) = setup(&app).await;
+    let app = TestApp::spawn_with(|c| c.reconnect_grace = GRACE).await;
+    let (user, tunnel) = app.user_with_tunnel().await;
     let (client, k1, k2) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
     reported(
         &app,
@@ -198,7 +199,13 @@ async fn a_connection_no_longer_reported_is_pending_until_reported_again_or_the_
     );
 
     reported(&app, &user.token, &tunnel, report(client, &[(k1, "FRA")])).await;
-    tokio::time::sleep(Duration::from_millis(2200)).await;
+    // Dropped almost a grace ago: still pending.
+    age_dropped_connection(&app.db, k2, GRACE - MARGIN).await;
+    reported(&app, &user.token, &tunnel, report(client, &[(k1, "FRA")])).await;
+    let listed = connections(&app, &user.token, &tunnel).await;
+    assert_eq!(states(&listed), sorted(vec![(s(k1), false), (s(k2), true)]));
+    // Dropped more than a grace ago: gone.
+    age_dropped_connection(&app.db, k2, 2 * MARGIN).await;
     reported(&app, &user.token, &tunnel, report(client, &[(k1, "FRA")])).await;
     let listed = connections(&app, &user.token, &tunnel).await;
     assert_eq!(states(&listed), [(s(k1), false)]);
@@ -207,11 +214,11 @@ async fn a_connection_no_longer_reported_is_pending_until_reported_again_or_the_
 #[tokio::test]
 async fn every_connection_of_a_connector_that_stops_heartbeating_is_pending_then_gone() {
     let app = TestApp::spawn_with(|c| {
-        c.lease_ttl = Duration::from_secs(1);
-        c.reconnect_grace = Duration::from_secs(2);
+        c.lease_ttl = TTL;
+        c.reconnect_grace = GRACE;
     })
     .await;
-    let (user, tunnel) = setup(&app).await;
+    let (user, tunnel) = app.user_with_tunnel().await;
     let (quiet, alive) = (Uuid::new_v4(), Uuid::new_v4());
     let (q1, q2, a1) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
     reported(
@@ -221,43 +228,59 @@ async fn every_connection_of_a_connector_that_stops_heartbeating_is_pending_then
         report(quiet, &[(q1, "FRA"), (q2, "AMS")]),
     )
     .await;
-    let mut seen = Vec::new();
-    // Only `alive` keeps heartbeating, every 250 ms, for 3.5 s (TTL 1 s + grace 2 s + margin).
-    for _ in 0..14 {
+    // Only `alive` keeps heartbeating; `quiet` falls silent and its last heartbeat recedes
+    // into the past: `seen` is what the list shows after each of `alive`'s heartbeats.
+    let seen = || async {
         reported(&app, &user.token, &tunnel, report(alive, &[(a1, "DFW")])).await;
-        seen.push(states(&connections(&app, &user.token, &tunnel).await));
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+        states(&connections(&app, &user.token, &tunnel).await)
+    };
+    let live = sorted(vec![(s(q1), false), (s(q2), false), (s(a1), false)]);
+    assert_eq!(seen().await, live);
+    // Silent for almost a TTL: still live.
+    age_connector(&app.db, quiet, TTL - MARGIN).await;
+    assert_eq!(seen().await, live);
+    // Silent for more than a TTL: every connection of `quiet` is pending, `alive`'s is not.
+    age_connector(&app.db, quiet, 2 * MARGIN).await;
     let pending = sorted(vec![(s(q1), true), (s(q2), true), (s(a1), false)]);
-    assert_eq!(
-        seen[0],
-        sorted(vec![(s(q1), false), (s(q2), false), (s(a1), false)])
-    );
-    assert!(seen.contains(&pending), "{seen:?}");
-    assert_eq!(seen.last().unwrap(), &[(s(a1), false)]);
+    assert_eq!(seen().await, pending);
+    // Almost a TTL and a grace: still pending.
+    age_connector(&app.db, quiet, GRACE - 2 * MARGIN).await;
+    assert_eq!(seen().await, pending);
+    // More than a TTL and a grace: gone, connector and all.
+    age_connector(&app.db, quiet, 2 * MARGIN).await;
+    assert_eq!(seen().await, [(s(a1), false)]);
     let gone = one(&app, &user.token, &tunnel, quiet).await;
     problem_of(gone, StatusCode::NOT_FOUND, "not_found").await;
 }
 
 #[tokio::test]
 async fn a_stopped_tunnel_shows_its_connectors_pending_then_gone() {
-    let app = TestApp::spawn_with(|c| c.reconnect_grace = Duration::from_secs(1)).await;
-    let (user, tunnel) = setup(&app).await;
+    let app = TestApp::spawn_with(|c| c.reconnect_grace = GRACE).await;
+    let (user, tunnel) = app.user_with_tunnel().await;
     let (client, k) = (Uuid::new_v4(), Uuid::new_v4());
     reported(&app, &user.token, &tunnel, report(client, &[(k, "FRA")])).await;
     stop(&app, &user.token, &tunnel).await;
+    let pending = [(s(k), true)];
     assert_eq!(
         states(&connections(&app, &user.token, &tunnel).await),
-        [(s(k), true)]
+        pending
     );
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // Stopped almost a grace ago: still pending.
+    let id = Uuid::parse_str(&tunnel).unwrap();
+    age_tunnel(&app.db, id, GRACE - MARGIN).await;
+    assert_eq!(
+        states(&connections(&app, &user.token, &tunnel).await),
+        pending
+    );
+    // Stopped more than a grace ago: gone.
+    age_tunnel(&app.db, id, 2 * MARGIN).await;
     assert_eq!(connections(&app, &user.token, &tunnel).await, json!([]));
 }
 
 #[tokio::test]
 async fn cleanup_removes_one_connector_or_all_whatever_their_state() {
     let app = TestApp::spawn().await;
-    let (user, tunnel) = setup(&app).await;
+    let (user, tunnel) = app.user_with_tunnel().await;
     let (a, b, c) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
     for client in [a, b, c] {
         reported(
@@ -305,7 +328,7 @@ async fn cleanup_removes_one_connector_or_all_whatever_their_state() {
 #[tokio::test]
 async fn a_malformed_connector_names_the_field_and_changes_nothing() {
     let app = TestApp::spawn().await;
-    let (user, tunnel) = setup(&app).await;
+    let (user, tunnel) = app.user_with_tunnel().await;
     let before = json_of(
         app.get(&format!("/v1/tunnels/{tunnel}"), &user.token).await,
         StatusCode::OK,
@@ -365,7 +388,7 @@ async fn a_malformed_connector_names_the_field_and_changes_nothing() {
 #[tokio::test]
 async fn unknown_or_foreign_tunnels_and_connectors_are_404() {
     let app = TestApp::spawn().await;
-    let (owner, tunnel) = setup(&app).await;
+    let (owner, tunnel) = app.user_with_tunnel().await;
     let stranger = app.user().await;
     let client = Uuid::new_v4();
     reported(
@@ -423,7 +446,7 @@ async fn unknown_or_foreign_tunnels_and_connectors_are_404() {
 #[tokio::test]
 async fn the_connector_routes_need_their_scopes() {
     let app = TestApp::spawn().await;
-    let (user, tunnel) = setup(&app).await;
+    let (user, tunnel) = app.user_with_tunnel().await;
     let agent = app.api_token(&user, &["tunnels:heartbeat"]).await;
     let reader = app.api_token(&user, &["tunnels:read"]).await;
     reported(&app, &agent, &tunnel, report(Uuid::new_v4(), &[])).await;
@@ -448,7 +471,7 @@ async fn origin_ip_honours_x_forwarded_for_only_from_trusted_proxies() {
     for (trusted, expected) in [("", "127.0.0.1"), ("127.0.0.0/8", "203.0.113.7")] {
         let proxies = warren::net::TrustedProxies::parse(trusted).unwrap();
         let app = TestApp::spawn_with(|c| c.trusted_proxies = proxies).await;
-        let (user, tunnel) = setup(&app).await;
+        let (user, tunnel) = app.user_with_tunnel().await;
         let response = app
             .send(
                 app.client
@@ -470,7 +493,7 @@ async fn origin_ip_honours_x_forwarded_for_only_from_trusted_proxies() {
 #[tokio::test]
 async fn an_unchanged_report_rewrites_no_connection_rows() {
     let app = TestApp::spawn().await;
-    let (user, tunnel) = setup(&app).await;
+    let (user, tunnel) = app.user_with_tunnel().await;
     let conns: Vec<(Uuid, &str)> = (0..4).map(|_| (Uuid::new_v4(), "FRA")).collect();
     let body = report(Uuid::new_v4(), &conns);
     let versions = || async {
@@ -492,49 +515,76 @@ async fn an_unchanged_report_rewrites_no_connection_rows() {
 #[tokio::test]
 async fn the_sweeper_deletes_rows_past_their_grace() {
     let app = TestApp::spawn_with(|c| {
-        c.reconnect_grace = Duration::from_millis(300);
+        c.reconnect_grace = GRACE;
         c.connector_sweep_interval = Duration::from_millis(100);
     })
     .await;
-    let (user, tunnel) = setup(&app).await;
+    let (user, tunnel) = app.user_with_tunnel().await;
     let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    let (a1, a2, b1) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
     reported(
         &app,
         &user.token,
         &tunnel,
-        report(a, &[(Uuid::new_v4(), "FRA"), (Uuid::new_v4(), "AMS")]),
+        report(a, &[(a1, "FRA"), (a2, "AMS")]),
     )
     .await;
-    reported(
-        &app,
-        &user.token,
-        &tunnel,
-        report(b, &[(Uuid::new_v4(), "DFW")]),
-    )
-    .await;
+    reported(&app, &user.token, &tunnel, report(b, &[(b1, "DFW")])).await;
     reported(&app, &user.token, &tunnel, report(a, &[])).await;
+    let rows = || async {
+        let rows: (i64, Vec<Uuid>) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM connectors),
+                    ARRAY(SELECT id FROM connections ORDER BY id)",
+        )
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+        rows
+    };
+    // The connections `a` dropped are past their grace: the sweeper deletes them, and only
+    // them (it runs every 100 ms).
+    for dropped in [a1, a2] {
+        age_dropped_connection(&app.db, dropped, GRACE + MARGIN).await;
+    }
+    let sweep = Duration::from_secs(5);
+    let left = eventually(sweep, "the dropped connections swept", || async {
+        let (connectors, connections) = rows().await;
+        if connections.len() < 3 {
+            Ok((connectors, connections))
+        } else {
+            Err(format!("{connections:?}"))
+        }
+    })
+    .await;
+    assert_eq!(left, (2, vec![b1]));
+    // The tunnel stopped more than a grace ago: everything of it goes.
     stop(&app, &user.token, &tunnel).await;
-    tokio::time::sleep(Duration::from_millis(900)).await;
-    let rows: (i64, i64) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM connectors), (SELECT count(*) FROM connections)",
-    )
-    .fetch_one(&app.db)
-    .await
-    .unwrap();
-    assert_eq!(rows, (0, 0));
+    age_tunnel(&app.db, Uuid::parse_str(&tunnel).unwrap(), GRACE + MARGIN).await;
+    eventually(sweep, "every row swept", || async {
+        let left = rows().await;
+        if left == (0, vec![]) {
+            Ok(())
+        } else {
+            Err(format!("{left:?}"))
+        }
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn a_tunnel_whose_lease_expires_shows_its_connectors_pending_and_refuses_new_reports() {
     let app = TestApp::spawn_with(|c| {
-        c.lease_ttl = Duration::from_secs(1);
-        c.reconnect_grace = Duration::from_secs(2);
+        c.lease_ttl = TTL;
+        c.reconnect_grace = GRACE;
     })
     .await;
-    let (user, tunnel) = setup(&app).await;
+    let (user, tunnel) = app.user_with_tunnel().await;
     let (client, k) = (Uuid::new_v4(), Uuid::new_v4());
     reported(&app, &user.token, &tunnel, report(client, &[(k, "FRA")])).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The last heartbeat (the tunnel's and its connector's) came more than a TTL ago.
+    let id = Uuid::parse_str(&tunnel).unwrap();
+    age_tunnel(&app.db, id, TTL + MARGIN).await;
+    age_connector(&app.db, client, TTL + MARGIN).await;
     let shown = app.get(&format!("/v1/tunnels/{tunnel}"), &user.token).await;
     assert_eq!(json_of(shown, StatusCode::OK).await["status"], "failed");
     assert_eq!(
@@ -549,6 +599,14 @@ async fn a_tunnel_whose_lease_expires_shows_its_connectors_pending_and_refuses_n
         states(&connections(&app, &user.token, &tunnel).await),
         [(s(k), true)]
     );
-    tokio::time::sleep(Duration::from_millis(2000)).await;
+    // Almost a grace after the lease ran out: still pending; more than a grace: gone.
+    age_tunnel(&app.db, id, GRACE - 2 * MARGIN).await;
+    age_connector(&app.db, client, GRACE - 2 * MARGIN).await;
+    assert_eq!(
+        states(&connections(&app, &user.token, &tunnel).await),
+        [(s(k), true)]
+    );
+    age_tunnel(&app.db, id, 2 * MARGIN).await;
+    age_connector(&app.db, client, 2 * MARGIN).await;
     assert_eq!(connections(&app, &user.token, &tunnel).await, json!([]));
 }

@@ -4,7 +4,7 @@ mod common;
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use common::*;
@@ -28,19 +28,17 @@ fn replica(url: &str, port: u16, data_dir: &std::path::Path) -> Child {
 }
 
 async fn ready(base: &str) {
-    let start = Instant::now();
-    while reqwest::get(format!("{base}/readyz"))
-        .await
-        .map(|r| r.status())
-        .ok()
-        != Some(StatusCode::OK)
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "{base} not ready"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        Duration::from_secs(30),
+        &format!("{base} ready"),
+        || async {
+            let status = reqwest::get(format!("{base}/readyz"))
+                .await
+                .map(|r| r.status());
+            (status.ok() == Some(StatusCode::OK)).then_some(())
+        },
+    )
+    .await
 }
 
 #[tokio::test]

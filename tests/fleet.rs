@@ -2,37 +2,12 @@
 
 mod common;
 
-use chrono::{DateTime, Duration, DurationRound, SecondsFormat, Utc};
+use chrono::{DateTime, Duration, DurationRound, Utc};
+use common::fleet::{ingest, rfc3339, snapshot, with, DEVICES};
 use common::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use uuid::Uuid;
-
-const DEVICES: &str = "/v1/fleet-status/devices";
-
-fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
-/// A snapshot with the required fields, `minutes_ago` before now.
-fn snapshot(device: Uuid, minutes_ago: i64) -> Value {
-    json!({
-        "deviceId": device.to_string(),
-        "colo": "SJC",
-        "mode": "proxy",
-        "platform": "windows",
-        "status": "connected",
-        "version": "1.0.0",
-        "timestamp": rfc3339(Utc::now() - Duration::minutes(minutes_ago)),
-    })
-}
-
-fn with(mut base: Value, extra: Value) -> Value {
-    base.as_object_mut()
-        .unwrap()
-        .extend(extra.as_object().unwrap().clone());
-    base
-}
 
 /// Every optional field of the seed, with in-bounds values.
 fn every_field() -> Value {
@@ -61,10 +36,6 @@ fn every_field() -> Value {
                         "packetsSent": dir, "statsWindowMs": 60000},
         "tunnelType": "masque", "wifiStrengthDbm": -60,
     })
-}
-
-async fn ingest(app: &TestApp, token: &str, body: Value) -> Value {
-    json_of(app.post(DEVICES, token, body).await, StatusCode::CREATED).await
 }
 
 async fn list(app: &TestApp, token: &str, query: &str) -> Value {
@@ -766,8 +737,8 @@ async fn retention_deletes_snapshots_and_hours_older_than_seven_days() {
         .execute(&app.db)
         .await
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
+    let wait = std::time::Duration::from_secs(10);
+    eventually(wait, "retention to delete the old device", || async {
         let left: (i64, i64) = sqlx::query_as(
             "SELECT (SELECT count(*) FROM device_snapshots WHERE device_id = $1),
                     (SELECT count(*) FROM device_hourly WHERE device_id = $1)",
@@ -777,14 +748,12 @@ async fn retention_deletes_snapshots_and_hours_older_than_seven_days() {
         .await
         .unwrap();
         if left == (0, 0) {
-            break;
+            Ok(())
+        } else {
+            Err(format!("{left:?} rows left"))
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "still there: {left:?}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    })
+    .await;
     assert_eq!(stored(&app).await, 1);
     let hours: i64 = sqlx::query_scalar("SELECT count(*) FROM device_hourly")
         .fetch_one(&app.db)

@@ -3,9 +3,10 @@
 //! nobody renews still run out, one full TTL after the recovery.
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
+use common::clock::{as_if_down_for, at};
 use common::*;
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -45,15 +46,16 @@ async fn tunnel(app: &TestApp, token: &str, id: &str) -> Value {
 
 /// Waits until the abandoned tunnel has run out, and returns it.
 async fn expired(app: &TestApp, token: &str, id: &str, within: Duration) -> Value {
-    let deadline = Instant::now() + within;
-    loop {
+    eventually(within, &format!("{id} to expire"), || async {
         let t = tunnel(app, token, id).await;
-        if t["status"] != "active" && t["status"] != "creating" {
-            return t;
+        let live = t["status"] == "active" || t["status"] == "creating";
+        if live {
+            Err(t)
+        } else {
+            Ok(t)
         }
-        assert!(Instant::now() < deadline, "{id} never expired: {t}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    })
+    .await
 }
 
 /// How many times the tunnels were failed for their lease, from the transition log.
@@ -76,10 +78,6 @@ async fn graced(app: &TestApp) -> bool {
         .unwrap()
 }
 
-fn at(value: &Value) -> DateTime<Utc> {
-    value.as_str().unwrap().parse().unwrap()
-}
-
 #[tokio::test]
 async fn no_tunnel_fails_for_a_postgresql_outage_longer_than_the_ttl_when_its_agent_resumes() {
     let dir = scratch_dir("warren-grace");
@@ -90,17 +88,35 @@ async fn no_tunnel_fails_for_a_postgresql_outage_longer_than_the_ttl_when_its_ag
     let abandoned = app.tunnel_ids(&user.token, 1).await.remove(0);
     let stop = CancellationToken::new();
     agents(&app, &user.token, &resuming, &stop);
-    tokio::time::sleep(TTL / 2).await;
+    eventually(TTL, "every agent's first heartbeat", || async {
+        for id in &resuming {
+            let t = tunnel(&app, &user.token, id).await;
+            if t["status"] != "active" {
+                return Err(t);
+            }
+        }
+        Ok(())
+    })
+    .await;
 
-    // Down for longer than the TTL, while the agents keep trying.
+    // Down for longer than the TTL, while the agents keep trying. (A real outage: the
+    // reaper cannot run, whatever the clock says.)
     let pg = kill_cluster(pg).await;
     tokio::time::sleep(TTL + Duration::from_secs(2)).await;
     let pg = restart_cluster(pg).await;
     let recovered = Utc::now();
 
-    // Long enough for the reaper to have run many times, and for a lease given no grace to
-    // have been expired.
-    tokio::time::sleep(TTL / 2).await;
+    // Until a reaper sweep after the grace has run: one that would have failed every lease
+    // given no grace.
+    eventually(TTL * 2, "a reaper sweep after the grace", || async {
+        let swept: Option<bool> =
+            sqlx::query_scalar("SELECT reaper_ran_at > last_grace_at FROM lease_clock")
+                .fetch_one(&app.db)
+                .await
+                .unwrap();
+        swept.filter(|swept| *swept)
+    })
+    .await;
     for id in &resuming {
         assert_eq!(tunnel(&app, &user.token, id).await["status"], "active");
     }
@@ -139,10 +155,12 @@ async fn no_tunnel_fails_for_a_warren_outage_longer_than_the_ttl_when_its_agent_
         .await;
     let resuming = first.tunnel_ids(&token, 3).await;
     let abandoned = first.tunnel_ids(&token, 1).await.remove(0);
+    let db = first.db.clone();
     first.stop().await;
 
-    // Warren is down for longer than the TTL; then a new process starts on the database.
-    tokio::time::sleep(TTL + Duration::from_secs(1)).await;
+    // Warren is down for longer than the TTL (its clocks in the database say so); then a new
+    // process starts on the database.
+    as_if_down_for(&db, TTL + Duration::from_secs(1)).await;
     let started = Utc::now();
     let app = TestApp::on_database(&url, |c| c.lease_ttl = TTL).await;
     for id in &resuming {

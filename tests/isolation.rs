@@ -1,14 +1,22 @@
-//! Isolation, exhaustively (issue 7.7): for every route of both families, a second account
+//! Isolation, exhaustively (issue 7.7): for every account-scoped operation of the OpenAPI
+//! document (every one with a `security` requirement, in both families), a second account
 //! acting on the first account's objects gets 404 (problem+json natively, the envelope's
 //! not-found under `/client/v4`), its lists hold nothing of the first account's, and nothing
 //! of the first account's changed — read back through the API and straight from the tables
 //! after every single request.
 //!
-//! The routes are one table ([`cases`]); `/healthz`, `/readyz`, `/metrics` and the two
-//! `/v1/auth` routes hold no account's objects.
+//! The operations come from the document; how each is exercised is a table keyed by
+//! `operationId` ([`table`]). An account-scoped operation the table does not cover, or a table
+//! entry the document lacks, fails the test: a new route cannot escape the check. The public
+//! operations (`/healthz`, `/readyz`, `/metrics`, `/openapi.yaml` and the two `/v1/auth`
+//! routes) hold no account's objects.
 
 mod common;
 
+use std::collections::{BTreeMap, BTreeSet};
+
+use common::fleet::{self, ingest, snapshot};
+use common::openapi::{spec, Operation};
 use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -22,7 +30,7 @@ struct World {
     bob_key: String,
     /// Ada's API token (its secret), sent with Bob's email.
     ada_key: String,
-    /// `{name}` in a case's path or body → the value.
+    /// `{name}` in a case's query, an object in its path parameters → the id.
     ids: Vec<(&'static str, String)>,
 }
 
@@ -83,149 +91,314 @@ enum Expect {
     SlugTaken,
 }
 
+/// One request Bob makes to an operation.
+#[derive(Clone, Copy)]
 struct Case {
-    method: Method,
-    path: &'static str,
-    body: Option<&'static str>,
+    /// Which object of the [`World`] fills each path parameter of the operation's template.
+    params: &'static [(&'static str, &'static str)],
+    /// The query string (`?…`, or empty); `{name}` is a [`World`] id.
+    query: &'static str,
+    body: Option<fn(&World) -> Value>,
     auth: Auth,
     headers: &'static [(&'static str, &'static str)],
     expect: Expect,
 }
 
-const CF: &str = "/client/v4/accounts";
-
-/// Every account-scoped route, acting on Ada's objects (or listing) as Bob.
-fn cases() -> Vec<Case> {
-    use Expect::*;
-    let case = |method: Method, path: &'static str, body: Option<&'static str>, expect| Case {
-        method,
-        path,
-        body,
+/// A case with Bob's login token, no query, body or extra header.
+fn case(params: &'static [(&'static str, &'static str)], expect: Expect) -> Case {
+    Case {
+        params,
+        query: "",
+        body: None,
         auth: Auth::Bearer,
         headers: &[],
         expect,
-    };
-    let get = |path, expect| case(Method::GET, path, None, expect);
-    let delete = |path, expect| case(Method::DELETE, path, None, expect);
-    let heartbeat_with_adas_connector = Some(
-        r#"{"connector": {"id": "{connector}", "arch": "linux_amd64", "version": "1", "configVersion": 0,
-            "features": [], "connections": [{"id": "{connection}", "coloName": "BOB"}]}}"#,
-    );
-    let mut all = vec![
-        // Tunnels.
-        get("/v1/tunnels/{live}", NotFound),
-        get("/v1/tunnels/{stopped}", NotFound),
-        case(Method::PATCH, "/v1/tunnels/{live}", Some(r#"{"status": "stopping"}"#), NotFound),
-        case(
-            Method::PATCH,
-            "/v1/tunnels/{live}",
-            Some(r#"{"status": "failed", "lastError": "bob"}"#),
-            NotFound,
-        ),
-        // Ada would get 409 here (stopped is final): Bob must not learn that either.
-        case(Method::PATCH, "/v1/tunnels/{stopped}", Some(r#"{"status": "active"}"#), NotFound),
-        delete("/v1/tunnels/{live}", NotFound),
-        delete("/v1/tunnels/{stopped}", NotFound),
-        get("/v1/tunnels?includeInactive=true", Own),
-        get("/v1/tunnels?includeInactive=1&limit=100", Own),
-        // Ada's slug is held (hostnames are global), but Bob does not learn her tunnel's id.
-        case(
-            Method::POST,
-            "/v1/tunnels",
-            Some(r#"{"slug": "ada-live", "requestedPort": 1}"#),
-            SlugTaken,
-        ),
-        // Ada's Idempotency-Key with Ada's body: Bob gets a tunnel of his own, not hers.
-        Case {
-            headers: &[("idempotency-key", "ada-key")],
-            ..case(Method::POST, "/v1/tunnels", Some(r#"{"requestedPort": 2}"#), Own)
-        },
-        // Heartbeats.
-        case(Method::POST, "/v1/tunnels/{live}/heartbeat", None, NotFound),
-        case(Method::POST, "/v1/tunnels/{live}/heartbeat", heartbeat_with_adas_connector, NotFound),
-        case(Method::POST, "/v1/tunnels/{stopped}/heartbeat", None, NotFound),
-        // Ada's connector id reported on Bob's own tunnel is Bob's connector, not hers.
-        case(Method::POST, "/v1/tunnels/{bobs}/heartbeat", heartbeat_with_adas_connector, Own),
-        // Connectors and connections.
-        get("/v1/tunnels/{live}/connections", NotFound),
-        get("/v1/tunnels/{live}/connectors/{connector}", NotFound),
-        get("/v1/tunnels/{bobs}/connectors/{adas_only_connector}", NotFound),
-        delete("/v1/tunnels/{live}/connections", NotFound),
-        delete("/v1/tunnels/{live}/connections?clientId={connector}", NotFound),
-        // Tokens.
-        delete("/v1/tokens/{token}", NotFound),
-        get("/v1/tokens", Own),
-        case(Method::POST, "/v1/tokens", Some(r#"{"name": "bob", "scopes": ["dex:read"]}"#), Own),
-        // Device fleet status.
-        get("/v1/devices/{device}/fleet-status/live?sinceMinutes=60", NotFound),
-        get("/v1/fleet-status/devices?source=raw", Own),
-        get("/v1/fleet-status/devices?source=last_seen&deviceId={device}", Own),
-        get("/v1/fleet-status/devices?source=hourly&sortBy=device_id", Own),
-        // Cloudflare-compatible routes, Ada's account id in the path.
-        get("/client/v4/accounts/{ada_account}/cfd_tunnel/{live}/connections", EnvelopeNotFound),
-        delete("/client/v4/accounts/{ada_account}/cfd_tunnel/{live}/connections", EnvelopeNotFound),
-        delete(
-            "/client/v4/accounts/{ada_account}/cfd_tunnel/{live}/connections?client_id={connector}",
-            EnvelopeNotFound,
-        ),
-        get(
-            "/client/v4/accounts/{ada_account}/cfd_tunnel/{live}/connectors/{connector}",
-            EnvelopeNotFound,
-        ),
-        get("/client/v4/accounts/{ada_account}/dex/fleet-status/devices", EnvelopeNotFound),
-        get(
-            "/client/v4/accounts/{ada_account}/dex/devices/{device}/fleet-status/live?since_minutes=60",
-            EnvelopeNotFound,
-        ),
-        // Bob's own account id in the path, Ada's objects after it.
-        get("/client/v4/accounts/{bob_account}/cfd_tunnel/{live}/connections", EnvelopeNotFound),
-        delete("/client/v4/accounts/{bob_account}/cfd_tunnel/{live}/connections", EnvelopeNotFound),
-        get(
-            "/client/v4/accounts/{bob_account}/cfd_tunnel/{live}/connectors/{connector}",
-            EnvelopeNotFound,
-        ),
-        get(
-            "/client/v4/accounts/{bob_account}/dex/devices/{device}/fleet-status/live?since_minutes=60",
-            EnvelopeNotFound,
-        ),
-        get("/client/v4/accounts/{bob_account}/dex/fleet-status/devices?source=raw", Own),
-    ];
-    // The same with Cloudflare's other credentials: Bob's own pair, then a mismatched one.
-    for (auth, expect) in [
-        (Auth::EmailKey, EnvelopeNotFound),
-        (Auth::EmailWithAdasKey, Unauthorized),
-    ] {
-        for path in [
-            "/client/v4/accounts/{ada_account}/cfd_tunnel/{live}/connections",
-            "/client/v4/accounts/{bob_account}/cfd_tunnel/{live}/connectors/{connector}",
-            "/client/v4/accounts/{ada_account}/dex/fleet-status/devices",
-            "/client/v4/accounts/{bob_account}/dex/devices/{device}/fleet-status/live?since_minutes=60",
-        ] {
-            all.push(Case {
-                auth,
-                ..get(path, expect)
-            });
-        }
-        all.push(Case {
-            auth,
-            ..delete(
-                "/client/v4/accounts/{ada_account}/cfd_tunnel/{live}/connections",
-                expect,
-            )
-        });
     }
-    // Last: Bob reports a device with Ada's device id. It is his own device from then on
-    // (so the lists above ran before it).
-    all.push(case(
-        Method::POST,
-        "/v1/fleet-status/devices",
-        Some(
-            r#"{"deviceId": "{device}", "colo": "BOB", "mode": "warp", "platform": "linux",
-                "status": "disconnected", "version": "9.9.9", "timestamp": "{now}"}"#,
+}
+
+impl Case {
+    fn query(self, query: &'static str) -> Self {
+        Self { query, ..self }
+    }
+
+    fn body(self, body: fn(&World) -> Value) -> Self {
+        Self {
+            body: Some(body),
+            ..self
+        }
+    }
+
+    fn headers(self, headers: &'static [(&'static str, &'static str)]) -> Self {
+        Self { headers, ..self }
+    }
+
+    /// The same case with each of Cloudflare's other credentials: Bob's own email and key
+    /// (the same answer), and his email with Ada's key (no caller at all: 401).
+    fn and_with_email_and_key(self) -> Vec<Self> {
+        let own = Case {
+            auth: Auth::EmailKey,
+            ..self
+        };
+        let mismatched = Case {
+            auth: Auth::EmailWithAdasKey,
+            expect: Expect::Unauthorized,
+            ..own
+        };
+        vec![self, own, mismatched]
+    }
+}
+
+const CF: &str = "/client/v4/accounts";
+
+/// Ada's objects in the path parameters.
+const LIVE: &[(&str, &str)] = &[("id", "live")];
+const STOPPED: &[(&str, &str)] = &[("id", "stopped")];
+const ADAS_CF_TUNNEL: &[(&str, &str)] = &[("account_id", "ada_account"), ("tunnel_id", "live")];
+/// Bob's own account id in the path, Ada's objects after it.
+const BOBS_CF_TUNNEL: &[(&str, &str)] = &[("account_id", "bob_account"), ("tunnel_id", "live")];
+
+/// A heartbeat reporting Ada's connector and connection ids.
+fn adas_connector(w: &World) -> Value {
+    report(w.id("connector"), w.id("connection"))
+}
+
+/// How Bob exercises every account-scoped operation of the document, keyed by `operationId`:
+/// acting on Ada's objects, or listing and writing his own. Run in this order.
+fn table() -> Vec<(&'static str, Vec<Case>)> {
+    use Expect::*;
+    vec![
+        // Tunnels.
+        (
+            "getTunnel",
+            vec![case(LIVE, NotFound), case(STOPPED, NotFound)],
         ),
-        Own,
-    ));
-    all
+        (
+            "updateTunnel",
+            vec![
+                case(LIVE, NotFound).body(|_| json!({"status": "stopping"})),
+                case(LIVE, NotFound).body(|_| json!({"status": "failed", "lastError": "bob"})),
+                // Ada would get 409 here (stopped is final): Bob must not learn that either.
+                case(STOPPED, NotFound).body(|_| json!({"status": "active"})),
+            ],
+        ),
+        (
+            "deleteTunnel",
+            vec![case(LIVE, NotFound), case(STOPPED, NotFound)],
+        ),
+        (
+            "listTunnels",
+            vec![
+                case(&[], Own).query("?includeInactive=true"),
+                case(&[], Own).query("?includeInactive=1&limit=100"),
+            ],
+        ),
+        (
+            "createTunnel",
+            vec![
+                // Ada's slug is held (hostnames are global), but Bob does not learn her
+                // tunnel's id.
+                case(&[], SlugTaken).body(|_| json!({"slug": "ada-live", "requestedPort": 1})),
+                // Ada's Idempotency-Key with Ada's body: Bob gets a tunnel of his own, not hers.
+                case(&[], Own)
+                    .body(|_| json!({"requestedPort": 2}))
+                    .headers(&[("idempotency-key", "ada-key")]),
+            ],
+        ),
+        // Heartbeats.
+        (
+            "heartbeatTunnel",
+            vec![
+                case(LIVE, NotFound),
+                case(LIVE, NotFound).body(adas_connector),
+                case(STOPPED, NotFound),
+                // Ada's connector id reported on Bob's own tunnel is Bob's connector, not hers.
+                case(&[("id", "bobs")], Own).body(adas_connector),
+            ],
+        ),
+        // Connectors and connections.
+        ("listConnections", vec![case(LIVE, NotFound)]),
+        (
+            "getConnector",
+            vec![
+                case(&[("id", "live"), ("connector_id", "connector")], NotFound),
+                case(
+                    &[("id", "bobs"), ("connector_id", "adas_only_connector")],
+                    NotFound,
+                ),
+            ],
+        ),
+        (
+            "deleteConnections",
+            vec![
+                case(LIVE, NotFound),
+                case(LIVE, NotFound).query("?clientId={connector}"),
+            ],
+        ),
+        // Tokens.
+        ("deleteToken", vec![case(&[("id", "token")], NotFound)]),
+        ("listTokens", vec![case(&[], Own)]),
+        (
+            "createToken",
+            vec![case(&[], Own).body(|_| json!({"name": "bob", "scopes": ["dex:read"]}))],
+        ),
+        // Device fleet status.
+        (
+            "getDeviceLiveStatus",
+            vec![case(&[("device_id", "device")], NotFound).query("?sinceMinutes=60")],
+        ),
+        (
+            "listDeviceStatus",
+            vec![
+                case(&[], Own).query("?source=raw"),
+                case(&[], Own).query("?source=last_seen&deviceId={device}"),
+                case(&[], Own).query("?source=hourly&sortBy=device_id"),
+            ],
+        ),
+        // Cloudflare-compatible routes: Ada's account id in the path, or Bob's with Ada's
+        // objects after it.
+        (
+            "cfListConnections",
+            [
+                case(ADAS_CF_TUNNEL, EnvelopeNotFound).and_with_email_and_key(),
+                vec![case(BOBS_CF_TUNNEL, EnvelopeNotFound)],
+            ]
+            .concat(),
+        ),
+        (
+            "cfDeleteConnections",
+            [
+                case(ADAS_CF_TUNNEL, EnvelopeNotFound).and_with_email_and_key(),
+                vec![
+                    case(ADAS_CF_TUNNEL, EnvelopeNotFound).query("?client_id={connector}"),
+                    case(BOBS_CF_TUNNEL, EnvelopeNotFound),
+                ],
+            ]
+            .concat(),
+        ),
+        (
+            "cfGetConnector",
+            [
+                vec![case(
+                    &[
+                        ("account_id", "ada_account"),
+                        ("tunnel_id", "live"),
+                        ("connector_id", "connector"),
+                    ],
+                    EnvelopeNotFound,
+                )],
+                case(
+                    &[
+                        ("account_id", "bob_account"),
+                        ("tunnel_id", "live"),
+                        ("connector_id", "connector"),
+                    ],
+                    EnvelopeNotFound,
+                )
+                .and_with_email_and_key(),
+            ]
+            .concat(),
+        ),
+        (
+            "cfListDeviceStatus",
+            [
+                case(&[("account_id", "ada_account")], EnvelopeNotFound).and_with_email_and_key(),
+                vec![case(&[("account_id", "bob_account")], Own).query("?source=raw")],
+            ]
+            .concat(),
+        ),
+        (
+            "cfGetDeviceLiveStatus",
+            [
+                vec![case(
+                    &[("account_id", "ada_account"), ("device_id", "device")],
+                    EnvelopeNotFound,
+                )
+                .query("?since_minutes=60")],
+                case(
+                    &[("account_id", "bob_account"), ("device_id", "device")],
+                    EnvelopeNotFound,
+                )
+                .query("?since_minutes=60")
+                .and_with_email_and_key(),
+            ]
+            .concat(),
+        ),
+        // Last: Bob reports a device with Ada's device id. It is his own device from then on
+        // (so the lists above ran before it).
+        (
+            "ingestDeviceStatus",
+            vec![case(&[], Own).body(|w| {
+                let bobs = json!({"colo": "BOB", "mode": "warp", "platform": "linux",
+                    "status": "disconnected", "version": "9.9.9"});
+                fleet::with(snapshot(w.id("device"), 0), bobs)
+            })],
+        ),
+    ]
+}
+
+/// What keeps the table and the document in step: the account-scoped operations the table
+/// does not cover, and the table's operations the document does not have as account-scoped.
+fn uncovered<'a>(
+    scoped: &BTreeSet<&'a str>,
+    table: &BTreeSet<&'a str>,
+) -> (Vec<&'a str>, Vec<&'a str>) {
+    (
+        scoped.difference(table).copied().collect(),
+        table.difference(scoped).copied().collect(),
+    )
+}
+
+/// The operations of the document that need credentials, by `operationId`.
+fn account_scoped() -> BTreeMap<&'static str, &'static Operation> {
+    spec()
+        .operations
+        .iter()
+        .filter(|op| op.is_account_scoped())
+        .map(|op| (op.id(), op))
+        .collect()
+}
+
+#[test]
+fn the_table_covers_every_account_scoped_operation_of_the_document_and_no_other() {
+    let scoped = account_scoped();
+    assert!(scoped.len() >= 20, "only {} operations", scoped.len());
+    let table = table();
+    let names: BTreeSet<&str> = table.iter().map(|(id, _)| *id).collect();
+    assert_eq!(
+        names.len(),
+        table.len(),
+        "an operation is in the table twice"
+    );
+    let (missing, unknown) = uncovered(&scoped.keys().copied().collect(), &names);
+    assert!(
+        missing.is_empty(),
+        "account-scoped operations with no isolation case: {missing:?}"
+    );
+    assert!(
+        unknown.is_empty(),
+        "isolation cases for operations the document does not have (as account-scoped): \
+         {unknown:?}"
+    );
+    for (id, cases) in &table {
+        assert!(!cases.is_empty(), "{id}: no case");
+        let mut wanted = scoped[id].path_parameters();
+        wanted.sort_unstable();
+        for case in cases {
+            let mut names: Vec<&str> = case.params.iter().map(|(name, _)| *name).collect();
+            names.sort_unstable();
+            assert_eq!(names, wanted, "{id}: the path parameters");
+        }
+    }
+}
+
+#[test]
+fn a_route_missing_from_the_table_or_the_document_is_named() {
+    let set = |ids: &[&'static str]| ids.iter().copied().collect::<BTreeSet<_>>();
+    let (missing, unknown) = uncovered(
+        &set(&["getTunnel", "newRoute"]),
+        &set(&["getTunnel", "goneRoute"]),
+    );
+    assert_eq!((missing, unknown), (vec!["newRoute"], vec!["goneRoute"]));
 }
 
 fn report(connector: &str, connection: &str) -> Value {
@@ -235,7 +408,6 @@ fn report(connector: &str, connection: &str) -> Value {
 
 async fn world(app: &TestApp) -> World {
     let (ada, bob) = (app.user().await, app.user().await);
-    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     // Ada: a live tunnel with a connector, a stopped one, one made with an Idempotency-Key,
     // an API token, a device.
     let live = app
@@ -284,14 +456,8 @@ async fn world(app: &TestApp) -> World {
     )
     .await;
     let device = Uuid::new_v4().to_string();
-    let snapshot = json!({"deviceId": device, "colo": "ADA", "mode": "proxy", "platform": "mac",
-        "status": "connected", "version": "1.0.0", "timestamp": now, "deviceName": "ada-device-name"});
-    json_of(
-        app.post("/v1/fleet-status/devices", &ada.token, snapshot)
-            .await,
-        StatusCode::CREATED,
-    )
-    .await;
+    let extra = json!({"colo": "ADA", "platform": "mac", "deviceName": "ada-device-name"});
+    ingest(app, &ada.token, fleet::with(snapshot(&device, 0), extra)).await;
     // A second connector on Ada's tunnel whose id no case reports anywhere else (one case
     // reports the first connector's id on Bob's own tunnel, which makes it his there).
     let only = Uuid::new_v4().to_string();
@@ -324,7 +490,6 @@ async fn world(app: &TestApp) -> World {
         ("bobs", bobs),
         ("ada_account", ada.account_id.clone()),
         ("bob_account", bob.account_id.clone()),
-        ("now", now),
     ];
     World {
         ada,
@@ -382,10 +547,30 @@ async fn adas_state(app: &TestApp, w: &World) -> Value {
     Value::Object(state)
 }
 
-async fn send(app: &TestApp, w: &World, case: &Case) -> reqwest::Response {
-    let mut req = app
-        .client
-        .request(case.method.clone(), app.url(&w.fill(case.path)));
+/// The path of `case` on operation `op`: its template with Ada's (or Bob's) ids, and the query.
+fn path(op: &Operation, w: &World, case: &Case) -> String {
+    let path = case
+        .params
+        .iter()
+        .fold(op.template.clone(), |path, (param, object)| {
+            path.replace(&format!("{{{param}}}"), w.id(object))
+        });
+    assert!(
+        !path.contains('{'),
+        "{}: {path} has a parameter left",
+        op.id()
+    );
+    path + &w.fill(case.query)
+}
+
+async fn send(
+    app: &TestApp,
+    w: &World,
+    method: &Method,
+    path: &str,
+    case: &Case,
+) -> reqwest::Response {
+    let mut req = app.client.request(method.clone(), app.url(path));
     req = match case.auth {
         Auth::Bearer => req.bearer_auth(&w.bob.token),
         Auth::EmailKey => req
@@ -399,24 +584,18 @@ async fn send(app: &TestApp, w: &World, case: &Case) -> reqwest::Response {
         req = req.header(*name, *value);
     }
     if let Some(body) = case.body {
-        req = req
-            .header("content-type", "application/json")
-            .body(w.fill(body));
-    } else if case.path.starts_with(CF) {
+        req = req.json(&body(w));
+    } else if path.starts_with(CF) {
         // Cloudflare's clients send a JSON content type on every request.
         req = req.header("content-type", "application/json");
     }
-    req.send().await.expect("request reaches the server")
+    app.send(req).await
 }
 
 /// Checks Bob's answer against what the case expects.
-async fn check(response: reqwest::Response, w: &World, case: &Case, what: &str) {
+async fn check(response: reqwest::Response, w: &World, path: &str, case: &Case, what: &str) {
     let status = response.status();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
+    let content_type = content_type(&response);
     let text = response.text().await.unwrap();
     for secret in w.secrets() {
         assert!(
@@ -432,19 +611,24 @@ async fn check(response: reqwest::Response, w: &World, case: &Case, what: &str) 
     match case.expect {
         Expect::NotFound => {
             assert_eq!(status, StatusCode::NOT_FOUND, "{what}: {text}");
-            assert_eq!(content_type, "application/problem+json", "{what}");
+            assert_problem(what, status, &content_type, &body);
             assert_eq!(body["code"], "not_found", "{what}: {text}");
         }
         Expect::EnvelopeNotFound => {
             assert_eq!(status, StatusCode::NOT_FOUND, "{what}: {text}");
-            assert_eq!(body["success"], false, "{what}: {text}");
+            assert_envelope(what, status, &content_type, &body);
             assert_eq!(body["errors"][0]["code"], 1005, "{what}: {text}");
         }
         Expect::Unauthorized => {
             assert_eq!(status, StatusCode::UNAUTHORIZED, "{what}: {text}");
-            assert_eq!(body["success"], false, "{what}: {text}");
+            assert_envelope(what, status, &content_type, &body);
         }
-        Expect::Own => assert!(status.is_success(), "{what}: {status} {text}"),
+        Expect::Own => {
+            assert!(status.is_success(), "{what}: {status} {text}");
+            if path.starts_with(CF) {
+                assert_envelope(what, status, &content_type, &body);
+            }
+        }
         Expect::SlugTaken => {
             assert_eq!(status, StatusCode::CONFLICT, "{what}: {text}");
             assert_eq!(body["code"], "slug_taken", "{what}: {text}");
@@ -459,68 +643,34 @@ async fn another_account_can_neither_see_nor_change_anything_on_any_route() {
     let app = TestApp::spawn_with(|c| c.lease_ttl = std::time::Duration::from_secs(600)).await;
     let w = world(&app).await;
     let before = adas_state(&app, &w).await;
-    let cases = cases();
-    for case in &cases {
-        let what = format!(
-            "{:?} {} {} ({:?})",
-            case.auth, case.method, case.path, case.expect
-        );
-        let response = send(&app, &w, case).await;
-        check(response, &w, case, &what).await;
-        let after = adas_state(&app, &w).await;
-        assert!(
-            after == before,
-            "{what} changed Ada's objects:\nbefore {before:#}\nafter {after:#}"
-        );
+    let scoped = account_scoped();
+    let mut walked = BTreeSet::new();
+    for (id, cases) in table() {
+        let op = scoped
+            .get(id)
+            .unwrap_or_else(|| panic!("{id} is not an account-scoped operation"));
+        for case in &cases {
+            let path = path(op, &w, case);
+            let what = format!(
+                "{id}: {:?} {} {path} ({:?})",
+                case.auth, op.method, case.expect
+            );
+            let found = spec().operation(&op.method, path.split('?').next().unwrap());
+            assert_eq!(
+                found.map(Operation::id),
+                Some(id),
+                "{what}: another operation"
+            );
+            let response = send(&app, &w, &op.method, &path, case).await;
+            check(response, &w, &path, case, &what).await;
+            let after = adas_state(&app, &w).await;
+            assert!(
+                after == before,
+                "{what} changed Ada's objects:\nbefore {before:#}\nafter {after:#}"
+            );
+        }
+        walked.insert(id);
     }
-    // Every account-scoped route of both routers is in the table.
-    let routes: std::collections::BTreeSet<(String, String)> = cases
-        .iter()
-        .map(|c| {
-            let path = c.path.split('?').next().unwrap();
-            (c.method.to_string(), path.to_owned())
-        })
-        .collect();
-    for (method, path) in [
-        ("GET", "/v1/tunnels"),
-        ("POST", "/v1/tunnels"),
-        ("GET", "/v1/tunnels/{live}"),
-        ("PATCH", "/v1/tunnels/{live}"),
-        ("DELETE", "/v1/tunnels/{live}"),
-        ("POST", "/v1/tunnels/{live}/heartbeat"),
-        ("GET", "/v1/tunnels/{live}/connections"),
-        ("DELETE", "/v1/tunnels/{live}/connections"),
-        ("GET", "/v1/tunnels/{live}/connectors/{connector}"),
-        ("GET", "/v1/tokens"),
-        ("POST", "/v1/tokens"),
-        ("DELETE", "/v1/tokens/{token}"),
-        ("GET", "/v1/fleet-status/devices"),
-        ("POST", "/v1/fleet-status/devices"),
-        ("GET", "/v1/devices/{device}/fleet-status/live"),
-        (
-            "GET",
-            "/client/v4/accounts/{ada_account}/cfd_tunnel/{live}/connections",
-        ),
-        (
-            "DELETE",
-            "/client/v4/accounts/{ada_account}/cfd_tunnel/{live}/connections",
-        ),
-        (
-            "GET",
-            "/client/v4/accounts/{ada_account}/cfd_tunnel/{live}/connectors/{connector}",
-        ),
-        (
-            "GET",
-            "/client/v4/accounts/{ada_account}/dex/fleet-status/devices",
-        ),
-        (
-            "GET",
-            "/client/v4/accounts/{ada_account}/dex/devices/{device}/fleet-status/live",
-        ),
-    ] {
-        assert!(
-            routes.contains(&(method.to_owned(), path.to_owned())),
-            "no case for {method} {path}"
-        );
-    }
+    let scoped: BTreeSet<&str> = scoped.keys().copied().collect();
+    assert_eq!(uncovered(&scoped, &walked), (vec![], vec![]));
 }

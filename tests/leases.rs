@@ -2,45 +2,54 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
+use common::clock::{age_tunnel, at};
 use common::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+/// The lease TTL: not the default (60 s), and long enough that no lease runs out unless a
+/// test moves it into the past.
+const TTL: Duration = Duration::from_secs(30);
+/// How soon after a lease ran out the reaper (every 200 ms in the tests) has expired it.
+const REAPED_WITHIN: Duration = Duration::from_secs(2);
+
+fn uuid(id: &str) -> Uuid {
+    Uuid::parse_str(id).unwrap()
+}
+
 async fn stored_status(app: &TestApp, id: &str) -> (String, Option<String>) {
     sqlx::query_as("SELECT status, last_error FROM tunnels WHERE id = $1")
-        .bind(Uuid::parse_str(id).unwrap())
+        .bind(uuid(id))
         .fetch_one(&app.db)
         .await
         .unwrap()
 }
 
 /// Polls the database (not the API, which would expire the lease itself) until `want`.
-async fn wait_for_status(app: &TestApp, id: &str, want: &str, within: Duration) -> Duration {
-    let start = Instant::now();
-    loop {
+async fn wait_for_status(app: &TestApp, id: &str, want: &str, within: Duration) {
+    eventually(within, &format!("tunnel {id} to be `{want}`"), || async {
         let (status, _) = stored_status(app, id).await;
         if status == want {
-            return start.elapsed();
+            Ok(())
+        } else {
+            Err(status)
         }
-        assert!(
-            start.elapsed() < within,
-            "tunnel still `{status}` after {within:?}, wanted `{want}`"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await
 }
 
 #[tokio::test]
 async fn the_reaper_fails_a_lease_that_is_not_renewed_within_ttl_plus_two_seconds() {
-    let app = TestApp::spawn_with(|c| c.lease_ttl = Duration::from_secs(1)).await;
-    let user = app.user().await;
-    let t = app
-        .tunnel(&user.token, json!({"requestedPort": 3000}))
-        .await;
-    let id = t["id"].as_str().unwrap();
+    let app = TestApp::spawn_with(|c| c.lease_ttl = TTL).await;
+    let (user, id) = app.user_with_tunnel().await;
+    let id = id.as_str();
     let hb = json_of(app.heartbeat(&user.token, id).await, StatusCode::OK).await;
-    wait_for_status(&app, id, "failed", Duration::from_secs(3)).await;
+    // Nothing renews it for a whole TTL: the lease has run out.
+    age_tunnel(&app.db, uuid(id), TTL).await;
+    let ran_out = at(&hb["lease"]["expiresAt"]) - chrono::Duration::from_std(TTL).unwrap();
+    wait_for_status(&app, id, "failed", REAPED_WITHIN).await;
     let (_, last_error) = stored_status(&app, id).await;
     assert_eq!(last_error.as_deref(), Some("lease expired"));
 
@@ -53,7 +62,8 @@ async fn the_reaper_fails_a_lease_that_is_not_renewed_within_ttl_plus_two_second
     assert_eq!(after["lastError"], "lease expired");
     assert_eq!(after["lease"], Value::Null);
     assert_eq!(
-        after["stoppedAt"], hb["lease"]["expiresAt"],
+        at(&after["stoppedAt"]),
+        ran_out,
         "stoppedAt is when the lease ran out"
     );
     let listed = json_of(app.get("/v1/tunnels", &user.token).await, StatusCode::OK).await;
@@ -64,17 +74,14 @@ async fn the_reaper_fails_a_lease_that_is_not_renewed_within_ttl_plus_two_second
         StatusCode::OK,
     )
     .await;
-    assert_eq!(all[0]["id"], t["id"]);
+    assert_eq!(all[0]["id"], id);
 }
 
 #[tokio::test]
 async fn a_stopping_tunnel_whose_lease_runs_out_is_stopped_not_failed() {
-    let app = TestApp::spawn_with(|c| c.lease_ttl = Duration::from_secs(1)).await;
-    let user = app.user().await;
-    let t = app
-        .tunnel(&user.token, json!({"requestedPort": 3000}))
-        .await;
-    let id = t["id"].as_str().unwrap();
+    let app = TestApp::spawn_with(|c| c.lease_ttl = TTL).await;
+    let (user, id) = app.user_with_tunnel().await;
+    let id = id.as_str();
     json_of(
         app.patch(
             &format!("/v1/tunnels/{id}"),
@@ -85,30 +92,34 @@ async fn a_stopping_tunnel_whose_lease_runs_out_is_stopped_not_failed() {
         StatusCode::OK,
     )
     .await;
-    wait_for_status(&app, id, "stopped", Duration::from_secs(3)).await;
+    age_tunnel(&app.db, uuid(id), TTL).await;
+    wait_for_status(&app, id, "stopped", REAPED_WITHIN).await;
     assert_eq!(stored_status(&app, id).await.1, None);
 }
 
 #[tokio::test]
 async fn heartbeats_keep_a_lease_alive_past_its_ttl() {
-    let app = TestApp::spawn_with(|c| c.lease_ttl = Duration::from_secs(1)).await;
+    let app = TestApp::spawn_with(|c| c.lease_ttl = TTL).await;
     let user = app.user().await;
-    let t = app
-        .tunnel(&user.token, json!({"requestedPort": 3000}))
-        .await;
-    let id = t["id"].as_str().unwrap();
+    let ids = app.tunnel_ids(&user.token, 2).await;
+    let (kept, abandoned) = (ids[0].as_str(), ids[1].as_str());
+    // Ten heartbeats a third of a TTL apart, as an agent sends them: over three TTLs in all.
     for _ in 0..10 {
-        let hb = json_of(app.heartbeat(&user.token, id).await, StatusCode::OK).await;
+        let hb = json_of(app.heartbeat(&user.token, kept).await, StatusCode::OK).await;
         assert_eq!(hb["status"], "active");
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        age_tunnel(&app.db, uuid(kept), TTL / 3).await;
     }
-    assert_eq!(stored_status(&app, id).await.0, "active");
+    // A reaper sweep after the last of them (the one that fails the abandoned lease) leaves
+    // the renewed one alone.
+    age_tunnel(&app.db, uuid(abandoned), TTL).await;
+    wait_for_status(&app, abandoned, "failed", REAPED_WITHIN).await;
+    assert_eq!(stored_status(&app, kept).await.0, "active");
 }
 
 #[tokio::test]
 async fn an_expired_lease_is_never_reported_as_live_even_before_the_reaper_runs() {
     let app = TestApp::spawn_with(|c| {
-        c.lease_ttl = Duration::from_secs(1);
+        c.lease_ttl = TTL;
         c.reaper_interval = Duration::from_secs(3600);
     })
     .await;
@@ -127,7 +138,14 @@ async fn an_expired_lease_is_never_reported_as_live_even_before_the_reaper_runs(
         .await;
     let (a_id, b_id) = (a["id"].as_str().unwrap(), b["id"].as_str().unwrap());
     json_of(app.heartbeat(&user.token, a_id).await, StatusCode::OK).await;
-    tokio::time::sleep(Duration::from_millis(1300)).await;
+    // Both leases ran out a moment ago; the reaper ran once, at the start, and not since.
+    let before: DateTime<Utc> = sqlx::query_scalar("SELECT now()")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    for id in [a_id, b_id] {
+        age_tunnel(&app.db, uuid(id), TTL + Duration::from_secs(1)).await;
+    }
 
     let listed = json_of(app.get("/v1/tunnels", &user.token).await, StatusCode::OK).await;
     assert_eq!(
@@ -155,6 +173,12 @@ async fn an_expired_lease_is_never_reported_as_live_even_before_the_reaper_runs(
         .tunnel(&other.token, json!({"slug": "lapsed", "requestedPort": 1}))
         .await;
     assert_eq!(reused["status"], "creating");
+    let reaped: bool = sqlx::query_scalar("SELECT reaper_ran_at >= $1 FROM lease_clock")
+        .bind(before)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert!(!reaped, "the reaper ran meanwhile: this proves nothing");
 }
 
 #[tokio::test]
@@ -248,7 +272,7 @@ async fn two_servers_on_one_database_expire_each_lease_exactly_once() {
         kept.push(t["id"].as_str().unwrap().to_owned());
     }
     let start = Instant::now();
-    loop {
+    eventually(Duration::from_secs(5), "every bulk lease expired", || async {
         for id in &kept {
             // Alternate replicas: either one's answer is the same truth.
             let app = if start.elapsed().as_millis() % 2 == 0 {
@@ -263,14 +287,12 @@ async fn two_servers_on_one_database_expire_each_lease_exactly_once() {
             .await
             .unwrap();
         if live == 0 {
-            break;
+            Ok(())
+        } else {
+            Err(format!("{live} leases still live"))
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "{live} leases still live"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    })
+    .await;
     let twice: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM (SELECT tunnel_id FROM tunnel_transitions GROUP BY tunnel_id HAVING count(*) > 1) t",
     )
@@ -321,27 +343,25 @@ async fn stopped_and_failed_tunnels_are_pruned_after_the_history_retention() {
         .execute(&app.db)
         .await
         .unwrap();
-    let start = Instant::now();
-    loop {
-        let all = json_of(
-            app.get("/v1/tunnels?includeInactive=true", &user.token)
-                .await,
-            StatusCode::OK,
-        )
-        .await;
-        let ids: Vec<&Value> = all.as_array().unwrap().iter().map(|t| &t["id"]).collect();
-        if !ids.contains(&&old["id"]) {
-            assert_eq!(
-                ids,
-                vec![&live["id"], &recent["id"]],
-                "only the old history goes"
-            );
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "history past its retention was kept"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let all = eventually(
+        Duration::from_secs(5),
+        "the history past its retention to go",
+        || async {
+            let all = json_of(
+                app.get("/v1/tunnels?includeInactive=true", &user.token)
+                    .await,
+                StatusCode::OK,
+            )
+            .await;
+            let kept = all.as_array().unwrap().iter().any(|t| t["id"] == old["id"]);
+            (!kept).then_some(all)
+        },
+    )
+    .await;
+    let ids: Vec<&Value> = all.as_array().unwrap().iter().map(|t| &t["id"]).collect();
+    assert_eq!(
+        ids,
+        vec![&live["id"], &recent["id"]],
+        "only the old history goes"
+    );
 }

@@ -24,21 +24,11 @@ async fn teardown(app: TestApp, pg: EmbeddedPostgres, dir: &std::path::Path) {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// A user and the id of one tunnel of theirs.
-async fn user_with_tunnel(app: &TestApp) -> (User, String) {
-    let user = app.user().await;
-    let t = app
-        .tunnel(&user.token, json!({"requestedPort": 3000}))
-        .await;
-    let id = t["id"].as_str().unwrap().to_owned();
-    (user, id)
-}
-
 #[tokio::test]
 async fn readyz_and_the_api_answer_503_while_postgresql_is_down_and_recover_by_themselves() {
     let (dir, pg, url) = start("warren-outage").await;
     let app = TestApp::on_database(&url, |_| {}).await;
-    let (user, id) = user_with_tunnel(&app).await;
+    let (user, id) = app.user_with_tunnel().await;
     let id = id.as_str();
     assert_eq!(
         app.send(app.client.get(app.url("/readyz"))).await.status(),
@@ -89,16 +79,15 @@ async fn readyz_and_the_api_answer_503_while_postgresql_is_down_and_recover_by_t
 
     let pg = restart_cluster(pg).await;
     let back = Instant::now();
-    loop {
-        if app.send(app.client.get(app.url("/readyz"))).await.status() == StatusCode::OK {
-            break;
-        }
-        assert!(
-            back.elapsed() < Duration::from_secs(5),
-            "not ready 5 s after the database returned"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        Duration::from_secs(5),
+        "ready within 5 s of the database's return",
+        || async {
+            let status = app.send(app.client.get(app.url("/readyz"))).await.status();
+            (status == StatusCode::OK).then_some(())
+        },
+    )
+    .await;
     eprintln!("ready again {:?} after PostgreSQL returned", back.elapsed());
     let hb = json_of(app.heartbeat(&user.token, id).await, StatusCode::OK).await;
     assert_eq!(hb["status"], "active");
@@ -209,7 +198,7 @@ async fn the_first_heartbeat_after_a_postgresql_restart_is_renewed_not_refused()
     // dead, and the batch must be renewed on a fresh one rather than answered 503.
     let (dir, pg, url) = start("warren-restart").await;
     let app = TestApp::on_database(&url, |_| {}).await;
-    let (user, id) = user_with_tunnel(&app).await;
+    let (user, id) = app.user_with_tunnel().await;
     let id = id.as_str();
     json_of(app.heartbeat(&user.token, id).await, StatusCode::OK).await;
 

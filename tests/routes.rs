@@ -4,7 +4,7 @@
 
 mod common;
 
-use chrono::{SecondsFormat, Utc};
+use common::fleet::{ingest, snapshot};
 use common::openapi::{spec, Operation};
 use common::*;
 use reqwest::{Method, StatusCode};
@@ -38,23 +38,13 @@ async fn objects(app: &TestApp) -> Objects {
     let path = format!("/v1/tunnels/{tunnel}/heartbeat");
     json_of(app.post(&path, &user.token, beat).await, StatusCode::OK).await;
     let device = Uuid::new_v4();
-    let snapshot = snapshot(device);
-    let stored = app
-        .post("/v1/fleet-status/devices", &user.token, snapshot)
-        .await;
-    json_of(stored, StatusCode::CREATED).await;
+    ingest(app, &user.token, snapshot(device, 0)).await;
     Objects {
         user,
         tunnel,
         connector,
         device,
     }
-}
-
-fn snapshot(device: Uuid) -> Value {
-    json!({"deviceId": device, "colo": "FRA", "mode": "proxy", "platform": "linux",
-        "status": "connected", "version": "1.0.0",
-        "timestamp": Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)})
 }
 
 /// The template with the objects' ids in place of its parameters.
@@ -76,7 +66,7 @@ fn valid_body(op: &Operation, o: &Objects) -> Option<Value> {
         "heartbeatTunnel" => json!({}),
         "updateTunnel" => json!({"status": "stopping"}),
         "createToken" => json!({"name": "walk", "scopes": ["tunnels:read"]}),
-        "ingestDeviceStatus" => snapshot(o.device),
+        "ingestDeviceStatus" => snapshot(o.device, 0),
         "register" | "login" => json!({"email": "walk@example.com", "password": PASSWORD}),
         other => panic!("add a valid body for the new operation {other} to this walk"),
     })
@@ -151,17 +141,14 @@ async fn every_route_but_the_public_ones_refuses_missing_and_bad_credentials_and
                 "Bearer",
                 "{what}"
             );
-            let content_type = response.headers()["content-type"].clone();
+            let content_type = content_type(&response);
             let body = json_of(response, StatusCode::UNAUTHORIZED).await;
             if compat {
-                assert_eq!(content_type, "application/json", "{what}");
-                assert_eq!(body["success"], false, "{what}: {body}");
+                assert_envelope(&what, StatusCode::UNAUTHORIZED, &content_type, &body);
                 assert_eq!(body["errors"][0]["code"], 10000, "{what}: {body}");
-                assert!(body["result"].is_null(), "{what}: {body}");
             } else {
-                assert_eq!(content_type, "application/problem+json", "{what}");
+                assert_problem(&what, StatusCode::UNAUTHORIZED, &content_type, &body);
                 assert_eq!(body["code"], "unauthorized", "{what}: {body}");
-                assert_eq!(body["status"], 401, "{what}: {body}");
             }
             walked += 1;
         }

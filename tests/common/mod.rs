@@ -1,17 +1,29 @@
 //! The integration-test harness: a real PostgreSQL, a fresh database per test, and a real
 //! Warren server on a loopback port, driven over HTTP.
 //!
-//! PostgreSQL comes from, in order: `DATABASE_URL` (a server the tests may create databases
-//! on); a throwaway cluster started from the PostgreSQL binaries on the machine (stopped and
-//! removed when the test process exits). Each test gets its own database, copied from a
-//! template that has the migrations applied.
+//! PostgreSQL comes from, in order (see [`postgres`]): `DATABASE_URL` (a server the tests may
+//! create databases on); a throwaway cluster started from the PostgreSQL binaries on the
+//! machine; a throwaway PostgreSQL container (testcontainers). A cluster or container started
+//! here is removed when the test process exits. Each test gets its own database, copied from
+//! a template that has the migrations applied.
 #![allow(dead_code)]
 
+pub mod clock;
+pub mod envelope;
+pub mod fleet;
 pub mod openapi;
+pub mod postgres;
+pub mod wait;
+
+// Every test binary compiles all of `common`; not every one uses each helper.
+#[allow(unused_imports)]
+pub use envelope::{assert_envelope, envelope, envelope_error, envelope_of};
+#[allow(unused_imports)]
+pub use wait::eventually;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
@@ -31,32 +43,10 @@ struct PgServer {
 }
 
 static SERVER: OnceLock<PgServer> = OnceLock::new();
-static EMBEDDED: Mutex<Option<(EmbeddedPostgres, PathBuf)>> = Mutex::new(None);
-
-extern "C" fn stop_embedded() {
-    if let Ok(mut guard) = EMBEDDED.lock() {
-        if let Some((pg, dir)) = guard.take() {
-            let _ = pg.kill();
-            let _ = std::fs::remove_dir_all(dir);
-        }
-    }
-}
 
 fn server() -> &'static PgServer {
     SERVER.get_or_init(|| {
-        let url_pattern = match std::env::var("DATABASE_URL") {
-            Ok(url) if !url.is_empty() => replace_database(&url, "{db}"),
-            _ => {
-                let dir = scratch_dir("warren-test-pg");
-                let pg = EmbeddedPostgres::start(&dir).unwrap_or_else(|err| {
-                    panic!("the tests need PostgreSQL: set DATABASE_URL or install it ({err:#})")
-                });
-                let pattern = pg.url("{db}");
-                *EMBEDDED.lock().unwrap() = Some((pg, dir));
-                unsafe { libc::atexit(stop_embedded) };
-                pattern
-            }
-        };
+        let url_pattern = postgres::start(postgres::source());
         let template = format!("warren_template_{}_{}", unix_now(), Uuid::new_v4().simple());
         let admin = url_pattern.replace("{db}", "postgres");
         let template_url = url_pattern.replace("{db}", &template);
@@ -111,20 +101,6 @@ async fn drop_stale_databases(admin: &str) {
                 .execute(&mut *conn)
                 .await;
         }
-    }
-}
-
-fn replace_database(url: &str, db: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
-    let base = match base.rfind('/') {
-        Some(i) if i > base.find("//").map_or(0, |j| j + 1) => &base[..i],
-        _ => base,
-    };
-    match query {
-        Some(q) => format!("{base}/{db}?{q}"),
-        None => format!("{base}/{db}"),
     }
 }
 
@@ -410,6 +386,16 @@ impl TestApp {
         .await
     }
 
+    /// A registered user with one tunnel of theirs; the tunnel's id.
+    pub async fn user_with_tunnel(&self) -> (User, String) {
+        let user = self.user().await;
+        let tunnel = self
+            .tunnel(&user.token, json!({"requestedPort": 3000}))
+            .await;
+        let id = tunnel["id"].as_str().unwrap().to_owned();
+        (user, id)
+    }
+
     /// Creates `n` tunnels; their ids.
     pub async fn tunnel_ids(&self, token: &str, n: usize) -> Vec<String> {
         let mut ids = Vec::new();
@@ -463,23 +449,35 @@ pub async fn json_of(response: reqwest::Response, status: StatusCode) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|_| panic!("body is not JSON: {text}"))
 }
 
-/// Asserts a problem+json answer with this status and code, and returns it.
-pub async fn problem_of(response: reqwest::Response, status: StatusCode, code: &str) -> Value {
-    let content_type = response
+/// The answer's `Content-Type`, "" if it has none.
+pub fn content_type(response: &reqwest::Response) -> String {
+    response
         .headers()
         .get("content-type")
-        .map(|v| v.to_str().unwrap().to_owned());
-    let body = json_of(response, status).await;
-    assert_eq!(
-        content_type.as_deref(),
-        Some("application/problem+json"),
-        "body: {body}"
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+/// Asserts that `body`, answered with `status` and `content_type`, is problem+json for that
+/// status, with a code and a detail. `what` names the request in a failure.
+pub fn assert_problem(what: &str, status: StatusCode, content_type: &str, body: &Value) {
+    assert_eq!(content_type, "application/problem+json", "{what}: {body}");
+    assert_eq!(body["status"], status.as_u16(), "{what}: {body}");
+    assert!(
+        body["code"].as_str().is_some_and(|c| !c.is_empty()),
+        "{what}: {body}"
     );
-    assert_eq!(body["code"], code, "body: {body}");
-    assert_eq!(body["status"], status.as_u16(), "body: {body}");
     assert!(
         body["detail"].as_str().is_some_and(|d| !d.is_empty()),
-        "body: {body}"
+        "{what}: {body}"
     );
+}
+
+/// Asserts a problem+json answer with this status and code, and returns it.
+pub async fn problem_of(response: reqwest::Response, status: StatusCode, code: &str) -> Value {
+    let content_type = content_type(&response);
+    let body = json_of(response, status).await;
+    assert_problem("problem", status, &content_type, &body);
+    assert_eq!(body["code"], code, "body: {body}");
     body
 }

@@ -24,6 +24,29 @@ pub struct Operation {
 }
 
 impl Operation {
+    /// The operation's `operationId`.
+    pub fn id(&self) -> &str {
+        self.value["operationId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{} {} has no operationId", self.method, self.template))
+    }
+
+    /// Whether the operation requires credentials (it has a `security` requirement), which
+    /// makes what it answers an account's own.
+    pub fn is_account_scoped(&self) -> bool {
+        self.value["security"]
+            .as_array()
+            .is_some_and(|requirements| !requirements.is_empty())
+    }
+
+    /// The names of the template's path parameters, in order.
+    pub fn path_parameters(&self) -> Vec<&str> {
+        self.segments
+            .iter()
+            .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+            .collect()
+    }
+
     /// How well `path` matches: `None` if it does not, else the number of literal segments.
     fn score(&self, path: &str) -> Option<usize> {
         let parts: Vec<&str> = path.trim_end_matches('/').split('/').collect();

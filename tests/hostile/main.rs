@@ -16,6 +16,7 @@ mod strings;
 
 use std::time::Duration;
 
+use common::fleet::{ingest, snapshot};
 use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -52,11 +53,7 @@ struct Answer {
 impl Answer {
     async fn of(response: reqwest::Response) -> Self {
         let status = response.status().as_u16();
-        let content_type = response
-            .headers()
-            .get("content-type")
-            .map(|v| v.to_str().unwrap().to_owned())
-            .unwrap_or_default();
+        let content_type = content_type(&response);
         let body = response.text().await.unwrap();
         Self {
             status,
@@ -77,24 +74,11 @@ impl Answer {
             "{what}: {status} {}",
             self.body
         );
+        let status = StatusCode::from_u16(status).unwrap();
         if path.starts_with("/client/v4") {
-            assert_eq!(self.content_type, "application/json", "{what}");
-            assert_eq!(body["success"], false, "{what}: {}", self.body);
-            assert!(
-                body["errors"][0]["code"].as_u64().unwrap() >= 1000,
-                "{what}"
-            );
+            assert_envelope(what, status, &self.content_type, &body);
         } else {
-            assert_eq!(self.content_type, "application/problem+json", "{what}");
-            assert_eq!(body["status"], status, "{what}: {}", self.body);
-            assert!(
-                body["code"].as_str().is_some_and(|c| !c.is_empty()),
-                "{what}"
-            );
-            assert!(
-                body["detail"].as_str().is_some_and(|d| !d.is_empty()),
-                "{what}"
-            );
+            assert_problem(what, status, &self.content_type, &body);
         }
         body
     }
@@ -222,12 +206,6 @@ impl Targets {
     }
 }
 
-fn snapshot(device: &str) -> Value {
-    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    json!({"deviceId": device, "colo": "SJC", "mode": "proxy", "platform": "windows",
-        "status": "connected", "version": "1.0.0", "timestamp": now})
-}
-
 async fn targets(app: &TestApp) -> Targets {
     let user = app.user().await;
     let tunnel = app.tunnel(&user.token, json!({"requestedPort": 1})).await["id"]
@@ -235,10 +213,7 @@ async fn targets(app: &TestApp) -> Targets {
         .unwrap()
         .to_owned();
     let device = Uuid::new_v4().to_string();
-    let stored = app
-        .post("/v1/fleet-status/devices", &user.token, snapshot(&device))
-        .await;
-    json_of(stored, StatusCode::CREATED).await;
+    ingest(app, &user.token, snapshot(&device, 0)).await;
     let t = Targets {
         user,
         tunnel,

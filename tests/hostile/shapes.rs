@@ -54,7 +54,7 @@ async fn arrays_over_their_limits_are_refused_naming_the_array() {
     features["connector"]["features"] = many(json!("x"), 100_000);
     let mut connections = t.report();
     connections["connector"]["connections"] = many(json!({"id": Uuid::new_v4()}), 10_000);
-    let mut apps = snapshot(&t.device);
+    let mut apps = snapshot(&t.device, 0);
     apps["cpuPctByApp"] = many(json!({"name": "x", "cpu_pct": 1.0}), 50_000);
     let mut scopes = json!({"name": "many"});
     scopes["scopes"] = many(json!("nope"), 100_000);

@@ -40,7 +40,7 @@ fn string_pointers(value: &Value, at: String, out: &mut Vec<String>) {
 fn full_snapshot(device: &str) -> Value {
     let ip = json!({"address": "192.168.1.20", "aso": "Cloudflare", "name": "eth0", "netmask": "255.255.255.0",
         "location": {"city": "Berlin", "country_iso": "DE", "state_iso": "BE", "zip": "10115"}});
-    let mut s = snapshot(device);
+    let mut s = snapshot(device, 0);
     let extra = json!({"connectionType": "wifi", "cpuPctByApp": [{"name": "chrome"}], "deviceIpv4": ip,
         "deviceName": "laptop", "deviceRegistration": Uuid::new_v4(), "dohSubdomain": "acme",
         "gatewayIpv4": ip, "ispIpv4": ip, "metal": "ams01", "networkSsid": "office",
