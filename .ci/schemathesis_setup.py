@@ -18,7 +18,8 @@ import uuid
 BASE = sys.argv[1]
 EMAIL = "schemathesis@example.com"
 PASSWORD = "schemathesis-password-0"
-SCOPES = ["tunnels:read", "tunnels:write", "tunnels:heartbeat", "dex:read", "dex:write", "tokens:write"]
+SCOPES = ["tunnels:read", "tunnels:write", "tunnels:heartbeat", "dex:read", "dex:write", "tokens:write",
+          "events:read", "webhooks:write"]
 
 
 def call(method, path, body=None, token=None):

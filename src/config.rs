@@ -52,6 +52,8 @@ pub struct Config {
     pub event_retention: Duration,
     /// How often event retention runs.
     pub event_retention_interval: Duration,
+    /// How often an idle event stream sends a keep-alive comment.
+    pub event_keep_alive: Duration,
 }
 
 impl Config {
@@ -80,6 +82,7 @@ impl Config {
             heartbeat_flushes_in_flight: 1,
             event_retention: Duration::from_secs(7 * 86_400),
             event_retention_interval: Duration::from_secs(60),
+            event_keep_alive: Duration::from_secs(15),
         }
     }
 }

@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use common::fleet::{self, ingest, snapshot};
 use common::openapi::{spec, Operation};
+use common::sse::SseReader;
 use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -87,6 +88,8 @@ enum Expect {
     Unauthorized,
     /// 2xx: Bob's own list or his own write, which must hold nothing of Ada's.
     Own,
+    /// 200 and an event stream, which replays Bob's own events and nothing of Ada's.
+    OwnStream,
     /// 409 `slug_taken` without the holder's `tunnelId` (slugs are global, ids are not).
     SlugTaken,
 }
@@ -167,6 +170,23 @@ fn adas_connector(w: &World) -> Value {
 fn table() -> Vec<(&'static str, Vec<Case>)> {
     use Expect::*;
     vec![
+        // Events first, while everything in Bob's log is his alone (later cases have him
+        // report ids that Ada's objects carry): paged or streamed, whatever he asks.
+        (
+            "listEvents",
+            vec![
+                case(&[], Own).query("?after=0"),
+                case(&[], Own).query("?subject={live}"),
+                case(&[], Own).query("?types=tunnel.created.v1,token.created.v1&limit=1000"),
+            ],
+        ),
+        (
+            "streamEvents",
+            vec![
+                case(&[], OwnStream).query("?after=0"),
+                case(&[], OwnStream).query("?after=0&subject={live}"),
+            ],
+        ),
         // Tunnels.
         (
             "getTunnel",
@@ -594,6 +614,26 @@ async fn send(
 
 /// Checks Bob's answer against what the case expects.
 async fn check(response: reqwest::Response, w: &World, path: &str, case: &Case, what: &str) {
+    if case.expect == Expect::OwnStream {
+        let mut stream = SseReader::new(response);
+        let events = stream
+            .events_until_quiet(std::time::Duration::from_millis(700))
+            .await;
+        for frame in events {
+            for secret in w.secrets() {
+                assert!(
+                    !frame.data.contains(secret),
+                    "{what}: the stream reveals `{secret}`: {frame:?}"
+                );
+            }
+            assert_eq!(
+                frame.json()["accountId"].as_str(),
+                Some(w.bob.account_id.as_str()),
+                "{what}: {frame:?}"
+            );
+        }
+        return;
+    }
     let status = response.status();
     let content_type = content_type(&response);
     let text = response.text().await.unwrap();
@@ -629,6 +669,7 @@ async fn check(response: reqwest::Response, w: &World, path: &str, case: &Case, 
                 assert_envelope(what, status, &content_type, &body);
             }
         }
+        Expect::OwnStream => unreachable!("streams are read above"),
         Expect::SlugTaken => {
             assert_eq!(status, StatusCode::CONFLICT, "{what}: {text}");
             assert_eq!(body["code"], "slug_taken", "{what}: {text}");

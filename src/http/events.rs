@@ -2,7 +2,6 @@
 //! Server-Sent Events), over [`crate::events::Events`].
 
 use std::convert::Infallible;
-use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue};
@@ -22,9 +21,6 @@ use crate::auth::Principal;
 use crate::error::Error;
 use crate::events::{Event, EventQuery, StreamItem, Subscription};
 use crate::state::AppState;
-
-/// How often an idle stream sends a `: keep-alive` comment, so proxies keep it open.
-pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -145,7 +141,11 @@ async fn stream(
         let item = subscription.next().await?;
         Some((Ok(sse(item)), subscription))
     });
-    Ok(Sse::new(items).keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive")))
+    // An idle stream sends `: keep-alive`, so proxies keep it open (every 15 s by default).
+    let keep_alive = KeepAlive::new()
+        .interval(state.config.event_keep_alive)
+        .text("keep-alive");
+    Ok(Sse::new(items).keep_alive(keep_alive))
 }
 
 fn sse(item: StreamItem) -> SseEvent {

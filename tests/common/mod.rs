@@ -13,6 +13,7 @@ pub mod envelope;
 pub mod fleet;
 pub mod openapi;
 pub mod postgres;
+pub mod sse;
 pub mod wait;
 
 // Every test binary compiles all of `common`; not every one uses each helper.
@@ -414,6 +415,33 @@ impl TestApp {
             None,
         )
         .await
+    }
+
+    /// Opens the event stream (`query` is appended to the path, e.g. `?after=0`), resuming
+    /// after `last_event_id` when given.
+    pub async fn stream(
+        &self,
+        token: &str,
+        query: &str,
+        last_event_id: Option<&str>,
+    ) -> sse::SseReader {
+        let mut req = self
+            .client
+            .get(self.url(&format!("/v1/events/stream{query}")))
+            .bearer_auth(token);
+        if let Some(id) = last_event_id {
+            req = req.header("last-event-id", id);
+        }
+        sse::SseReader::new(self.send(req).await)
+    }
+
+    /// The account's events after `after`, as the API lists them.
+    pub async fn events(&self, token: &str, after: i64) -> Vec<Value> {
+        let page = self
+            .get(&format!("/v1/events?after={after}&limit=1000"), token)
+            .await;
+        let page = json_of(page, StatusCode::OK).await;
+        page.as_array().unwrap().clone()
     }
 }
 
