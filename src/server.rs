@@ -88,7 +88,7 @@ pub fn build_state(config: Config, pool: PgPool) -> anyhow::Result<(AppState, Ru
     };
     let tunnels = Tunnels::new(pool.clone(), settings, heartbeats, meter.clone());
     let state = AppState::new(Services {
-        connectors: Connectors::new(pool.clone(), clocks(&config), tunnels.clone()),
+        connectors: Connectors::new(clocks(&config), tunnels.clone()),
         tunnels,
         fleet: Fleet::new(pool.clone()),
         events: Events::new(pool.clone(), Hub::new(pool.clone())),

@@ -1,7 +1,7 @@
 //! The connector service: a tunnel's connectors and their connections, for both route
 //! families.
 
-use sqlx::PgPool;
+use sqlx::Connection;
 use uuid::Uuid;
 
 use super::store::{self, Clocks};
@@ -9,23 +9,20 @@ use super::Client;
 use crate::auth::{Principal, Scope};
 use crate::error::Error;
 use crate::events::{self, NewEvent};
+use crate::tunnels::leases::Due;
+use crate::tunnels::service::find;
 use crate::tunnels::Tunnels;
 
 /// The connector service; cheap to clone.
 #[derive(Clone)]
 pub struct Connectors {
-    db: PgPool,
     clocks: Clocks,
     tunnels: Tunnels,
 }
 
 impl Connectors {
-    pub fn new(db: PgPool, clocks: Clocks, tunnels: Tunnels) -> Self {
-        Self {
-            db,
-            clocks,
-            tunnels,
-        }
+    pub fn new(clocks: Clocks, tunnels: Tunnels) -> Self {
+        Self { clocks, tunnels }
     }
 
     /// The tunnel's connectors with their connections; not found when the tunnel is not the
@@ -38,10 +35,9 @@ impl Connectors {
         connector: Option<Uuid>,
     ) -> Result<Vec<Client>, Error> {
         caller.require(Scope::TunnelsRead)?;
-        let mut tx = self.db.begin().await?;
-        self.tunnels
-            .current(&mut tx, caller.account_id, tunnel_id)
-            .await?;
+        let mut conn = self.tunnels.fresh(Due::tunnel(tunnel_id)).await?;
+        let mut tx = conn.begin().await?;
+        find(&mut tx, caller.account_id, tunnel_id).await?;
         let clients = store::list(
             &mut tx,
             caller.account_id,
@@ -86,10 +82,9 @@ impl Connectors {
                 })
             })
             .transpose()?;
-        let mut tx = self.db.begin().await?;
-        self.tunnels
-            .current(&mut tx, caller.account_id, tunnel_id)
-            .await?;
+        let mut conn = self.tunnels.fresh(Due::tunnel(tunnel_id)).await?;
+        let mut tx = conn.begin().await?;
+        find(&mut tx, caller.account_id, tunnel_id).await?;
         let removed = store::delete(&mut tx, tunnel_id, connector).await?;
         if connector.is_some() && removed.is_empty() {
             return Err(Error::NotFound("connector"));

@@ -4,8 +4,8 @@
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::leases::{self, Renewal};
-use super::service::Tunnels;
+use super::leases::{self, Due, Renewal};
+use super::service::{find, Tunnels};
 use super::{Tunnel, TunnelView};
 use crate::auth::{Principal, Scope};
 use crate::connectors::{self, Client, Report};
@@ -97,8 +97,8 @@ impl Tunnels {
 
     /// Why a heartbeat renewed nothing: not found, `lease_expired` or `tunnel_not_live`.
     async fn refusal(&self, caller: &Principal, id: Uuid) -> Result<Error, Error> {
-        let mut conn = self.db.acquire().await?;
-        let tunnel = self.current(&mut conn, caller.account_id, id).await?;
+        let mut conn = self.fresh(Due::tunnel(id)).await?;
+        let tunnel = find(&mut conn, caller.account_id, id).await?;
         let err = if tunnel
             .status()
             .is_lease_expiry(tunnel.last_error.as_deref())

@@ -25,6 +25,16 @@ pub struct Due<'a> {
     pub slug: Option<&'a str>,
 }
 
+impl Due<'_> {
+    /// Tunnel `id`, if its lease ran out.
+    pub fn tunnel(id: Uuid) -> Self {
+        Self {
+            id: Some(id),
+            ..Self::default()
+        }
+    }
+}
+
 /// What the statements that end tunnels for their leases log: the event types and the
 /// principal (Warren itself), and the base domain the logged tunnels are shown with.
 struct Expiry<'a> {

@@ -1,6 +1,6 @@
 //! The tunnel list: a page at a time, newest first, with a cursor for the next page.
 
-use super::leases::{self, Due};
+use super::leases::Due;
 use super::store;
 use super::{Cursor, TunnelView, Tunnels};
 use crate::auth::{Principal, Scope};
@@ -32,21 +32,19 @@ impl Tunnels {
         let include_inactive = parse_bool_param("includeInactive", request.include_inactive)?;
         let limit = parse_limit(request.limit)?;
         let after = parse_cursor(request.after)?;
-        let mut tx = self.db.begin().await?;
         let due = Due {
             account_id: Some(caller.account_id),
             ..Due::default()
         };
-        leases::expire_due(&mut tx, due, &self.settings.base_domain).await?;
+        let mut conn = self.fresh(due).await?;
         let mut rows = store::list(
-            &mut tx,
+            &mut conn,
             caller.account_id,
             include_inactive,
             after,
             limit + 1,
         )
         .await?;
-        tx.commit().await?;
         let more = rows.len() as i64 > limit;
         rows.truncate(usize::try_from(limit).unwrap_or(0));
         let next = rows.last().filter(|_| more).map(Cursor::after);

@@ -5,7 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::{PgConnection, PgPool};
+use sqlx::pool::PoolConnection;
+use sqlx::{Connection, PgConnection, PgPool, Postgres};
 use uuid::Uuid;
 
 use super::batcher::Batcher;
@@ -94,20 +95,26 @@ impl Tunnels {
     }
 
     /// The tunnel as it is now (a run-out lease expired first, with its event), or not found.
+    /// The expiry takes the account's event lock: call it last in a transaction (or use
+    /// [`Tunnels::fresh`] before the transaction begins).
     pub async fn current(
         &self,
         conn: &mut PgConnection,
         account_id: Uuid,
         id: Uuid,
     ) -> Result<Tunnel, Error> {
-        let due = Due {
-            id: Some(id),
-            ..Due::default()
-        };
-        leases::expire_due(conn, due, &self.settings.base_domain).await?;
-        store::get(conn, account_id, id)
-            .await?
-            .ok_or(Error::NotFound("tunnel"))
+        leases::expire_due(conn, Due::tunnel(id), &self.settings.base_domain).await?;
+        find(conn, account_id, id).await
+    }
+
+    /// A connection on which the run-out leases `due` selects have been expired, each with
+    /// its event, in a statement of its own. A transaction that reads those tunnels begins on
+    /// it afterwards: the expiry's event lock (a transaction's last lock, always) is released
+    /// before the transaction takes any other.
+    pub async fn fresh(&self, due: Due<'_>) -> Result<PoolConnection<Postgres>, Error> {
+        let mut conn = self.db.acquire().await?;
+        leases::expire_due(&mut conn, due, &self.settings.base_domain).await?;
+        Ok(conn)
     }
 
     /// Creates a tunnel in state `creating` with a fresh lease. With an idempotency key (as
@@ -187,10 +194,8 @@ impl Tunnels {
     #[tracing::instrument(skip_all, err)]
     pub async fn get(&self, caller: &Principal, id: Uuid) -> Result<TunnelView, Error> {
         caller.require(Scope::TunnelsRead)?;
-        let mut tx = self.db.begin().await?;
-        let tunnel = self.current(&mut tx, caller.account_id, id).await?;
-        tx.commit().await?;
-        Ok(self.view(tunnel))
+        let mut conn = self.fresh(Due::tunnel(id)).await?;
+        Ok(self.view(find(&mut conn, caller.account_id, id).await?))
     }
 
     /// An explicit transition of the state machine; any transition it does not allow is a
@@ -205,8 +210,9 @@ impl Tunnels {
     ) -> Result<TunnelView, Error> {
         caller.require_any(&[Scope::TunnelsWrite, Scope::TunnelsHeartbeat])?;
         let to = super::validate_patch(status, last_error)?;
-        let mut tx = self.db.begin().await?;
-        let before = self.current(&mut tx, caller.account_id, id).await?;
+        let mut conn = self.fresh(Due::tunnel(id)).await?;
+        let mut tx = conn.begin().await?;
+        let before = find(&mut tx, caller.account_id, id).await?;
         let changed = store::transition(
             &mut tx,
             caller.account_id,
@@ -238,8 +244,9 @@ impl Tunnels {
     #[tracing::instrument(skip_all, err)]
     pub async fn delete(&self, caller: &Principal, id: Uuid) -> Result<(), Error> {
         caller.require(Scope::TunnelsWrite)?;
-        let mut tx = self.db.begin().await?;
-        let tunnel = self.current(&mut tx, caller.account_id, id).await?;
+        let mut conn = self.fresh(Due::tunnel(id)).await?;
+        let mut tx = conn.begin().await?;
+        let tunnel = find(&mut tx, caller.account_id, id).await?;
         if !store::delete_terminal(&mut tx, caller.account_id, id).await? {
             return Err(Error::conflict(
                 ErrorCode::TunnelLive,
@@ -254,6 +261,13 @@ impl Tunnels {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// The caller's tunnel `id` as stored, or not found.
+pub async fn find(conn: &mut PgConnection, account_id: Uuid, id: Uuid) -> Result<Tunnel, Error> {
+    store::get(conn, account_id, id)
+        .await?
+        .ok_or(Error::NotFound("tunnel"))
 }
 
 /// `slug_taken`; the holder's `tunnelId` only when it is the caller's own tunnel, so an agent
