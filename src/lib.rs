@@ -18,6 +18,7 @@ pub mod http;
 pub mod net;
 pub mod remote;
 pub mod server;
+pub mod sse;
 pub mod state;
 pub mod tasks;
 pub mod telemetry;

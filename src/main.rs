@@ -24,6 +24,7 @@ async fn main() -> std::process::ExitCode {
         Command::Login(args) => user::login(args).await,
         Command::Tunnels { server, command } => user::tunnels(server, command).await,
         Command::Tokens { server, command } => user::tokens(server, command).await,
+        Command::Events { server, command } => warren::cli::events::events(server, command).await,
         Command::Openapi => {
             print!("{}", warren::http::openapi::yaml());
             Ok(())

@@ -84,6 +84,10 @@ impl Remote {
         &self.base
     }
 
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
     /// Sends one request; `Err` only when no answer came (connection refused, timeout, …).
     pub async fn send(
         &self,

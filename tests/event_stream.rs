@@ -5,6 +5,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::sse::Json;
 use common::*;
 use reqwest::StatusCode;
 use serde_json::json;

@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use common::fleet::{self, ingest, snapshot};
 use common::openapi::{spec, Operation};
-use common::sse::SseReader;
+use common::sse::{Json, SseReader};
 use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};

@@ -2,6 +2,7 @@
 //! commands (`login`, `tunnels`, `tokens`) that [`user`] runs against a server.
 
 pub mod config_file;
+pub mod events;
 pub mod user;
 
 use std::net::SocketAddr;
@@ -43,6 +44,13 @@ pub enum Command {
         server: ServerArgs,
         #[command(subcommand)]
         command: TokensCommand,
+    },
+    /// Follow the account's events.
+    Events {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(subcommand)]
+        command: EventsCommand,
     },
     /// Print the OpenAPI document (what `openapi.yaml` and `GET /openapi.yaml` hold).
     Openapi,
@@ -91,6 +99,26 @@ pub enum TokensCommand {
         #[arg(long)]
         expires_in_secs: Option<i64>,
         /// Print the server's JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum EventsCommand {
+    /// Print every new event as it happens, one line each, resuming after a disconnect
+    /// until interrupted.
+    Tail {
+        /// Only these types, comma-separated (e.g. `tunnel.failed.v1,connector.disconnected.v1`).
+        #[arg(long)]
+        types: Option<String>,
+        /// Only events about this tunnel, device or token.
+        #[arg(long)]
+        subject: Option<String>,
+        /// Start after this event id (default: only events from now on).
+        #[arg(long)]
+        after: Option<i64>,
+        /// Print each event's JSON, one per line.
         #[arg(long)]
         json: bool,
     },

@@ -16,7 +16,7 @@ use crate::remote::Remote;
 pub const CLI_TOKEN_NAME: &str = "warren cli";
 
 /// The server and token: flags or environment first, then the config file.
-fn connect(args: &ServerArgs) -> anyhow::Result<Remote> {
+pub(super) fn connect(args: &ServerArgs) -> anyhow::Result<Remote> {
     let file = config_file::path()?;
     let stored = if args.server.is_some() && args.token.is_some() {
         StoredLogin::default()

@@ -3,51 +3,25 @@
 use std::time::Duration;
 
 use serde_json::Value;
+use warren::sse::Frames;
 
-/// One frame of the stream: an event (`id:`, `event:`, `data:`) or a comment (`: …`).
-#[derive(Clone, Debug, Default)]
-pub struct Frame {
-    pub id: Option<String>,
-    pub event: Option<String>,
-    pub data: String,
-    pub comment: Option<String>,
+pub use warren::sse::Frame;
+
+/// The frame's data as JSON.
+pub trait Json {
+    fn json(&self) -> Value;
 }
 
-impl Frame {
-    /// The frame's data as JSON.
-    pub fn json(&self) -> Value {
+impl Json for Frame {
+    fn json(&self) -> Value {
         serde_json::from_str(&self.data).unwrap_or_else(|_| panic!("not JSON: {self:?}"))
-    }
-
-    fn parse(text: &str) -> Self {
-        let mut frame = Frame::default();
-        for line in text.lines() {
-            if let Some(comment) = line.strip_prefix(':') {
-                frame.comment = Some(comment.trim().to_owned());
-                continue;
-            }
-            let (field, value) = line.split_once(':').unwrap_or((line, ""));
-            let value = value.strip_prefix(' ').unwrap_or(value);
-            match field {
-                "id" => frame.id = Some(value.to_owned()),
-                "event" => frame.event = Some(value.to_owned()),
-                "data" => {
-                    if !frame.data.is_empty() {
-                        frame.data.push('\n');
-                    }
-                    frame.data.push_str(value);
-                }
-                _ => {}
-            }
-        }
-        frame
     }
 }
 
 /// Reads an open `text/event-stream` answer frame by frame.
 pub struct SseReader {
     response: reqwest::Response,
-    buffer: String,
+    frames: Frames,
 }
 
 impl SseReader {
@@ -60,7 +34,7 @@ impl SseReader {
         );
         Self {
             response,
-            buffer: String::new(),
+            frames: Frames::default(),
         }
     }
 
@@ -68,13 +42,12 @@ impl SseReader {
     pub async fn frame(&mut self, within: Duration) -> Option<Frame> {
         let deadline = tokio::time::Instant::now() + within;
         loop {
-            if let Some(end) = self.buffer.find("\n\n") {
-                let text: String = self.buffer.drain(..end + 2).collect();
-                return Some(Frame::parse(&text));
+            if let Some(frame) = self.frames.next_frame() {
+                return Some(frame);
             }
             let chunk = tokio::time::timeout_at(deadline, self.response.chunk()).await;
             match chunk {
-                Ok(Ok(Some(bytes))) => self.buffer.push_str(&String::from_utf8_lossy(&bytes)),
+                Ok(Ok(Some(bytes))) => self.frames.push(&bytes),
                 _ => return None,
             }
         }
