@@ -29,8 +29,10 @@ CREATE TABLE events (
 );
 
 CREATE INDEX events_subject_idx ON events (account_id, subject, id);
--- Retention deletes by age.
-CREATE INDEX events_occurred_idx ON events (occurred_at);
+-- Retention deletes by age. Events are appended in time order, so a block range index finds
+-- the old ones at a fraction of a B-tree's cost on every insert (the reaper appends
+-- thousands per statement).
+CREATE INDEX events_occurred_idx ON events USING brin (occurred_at);
 
 -- Appends events (given as parallel arrays, in order) and returns how many. Ids are allocated
 -- per account, accounts locked in id order.
