@@ -9,6 +9,7 @@
 #![allow(dead_code)]
 
 pub mod clock;
+pub mod dashboard;
 pub mod envelope;
 pub mod fleet;
 pub mod openapi;
