@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::dashboard::Visitor;
+use common::dashboard::{tunnel_status, Visitor};
 use common::fleet::{ingest, snapshot};
 use common::*;
 use reqwest::StatusCode;
@@ -15,14 +15,6 @@ use uuid::Uuid;
 
 async fn sessions(app: &TestApp) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM dashboard_sessions")
-        .fetch_one(&app.db)
-        .await
-        .unwrap()
-}
-
-async fn status_of(app: &TestApp, tunnel: &str) -> String {
-    sqlx::query_scalar("SELECT status FROM tunnels WHERE id = $1::uuid")
-        .bind(tunnel)
         .fetch_one(&app.db)
         .await
         .unwrap()
@@ -221,7 +213,7 @@ async fn no_page_is_reachable_signed_out() {
         assert_eq!(page.status, StatusCode::SEE_OTHER, "{path}");
         assert_eq!(page.location(), "/login", "{path}");
     }
-    assert_eq!(status_of(&app, &tunnel).await, "creating");
+    assert_eq!(tunnel_status(&app, &tunnel).await, "creating");
     let tokens: i64 = sqlx::query_scalar("SELECT count(*) FROM api_tokens")
         .fetch_one(&app.db)
         .await
@@ -262,7 +254,7 @@ async fn a_form_posted_without_or_with_a_wrong_csrf_token_is_refused() {
             StatusCode::FORBIDDEN
         );
     }
-    assert_eq!(status_of(&app, &tunnel).await, "creating");
+    assert_eq!(tunnel_status(&app, &tunnel).await, "creating");
     assert_eq!(sessions(&app).await, 2, "no forged sign-out");
     let tokens = app.get("/v1/tokens", &user.token).await;
     assert_eq!(json_of(tokens, StatusCode::OK).await, json!([]));
@@ -270,7 +262,7 @@ async fn a_form_posted_without_or_with_a_wrong_csrf_token_is_refused() {
     let done = visitor.post_from("/tunnels", &stop, &[]).await;
     assert_eq!(done.status, StatusCode::SEE_OTHER);
     assert_eq!(done.location(), format!("/tunnels/{tunnel}"));
-    assert_eq!(status_of(&app, &tunnel).await, "stopping");
+    assert_eq!(tunnel_status(&app, &tunnel).await, "stopping");
     app.stop().await;
 }
 
@@ -357,7 +349,7 @@ async fn another_accounts_tunnels_devices_tokens_and_events_are_never_shown_nor_
         let page = visitor.post_from("/tokens", &path, &[]).await;
         assert_eq!(page.status, StatusCode::NOT_FOUND, "{path}");
     }
-    assert_eq!(status_of(&app, &tunnel).await, "creating");
+    assert_eq!(tunnel_status(&app, &tunnel).await, "creating");
     let tokens = json_of(app.get("/v1/tokens", &owner.token).await, StatusCode::OK).await;
     assert_eq!(tokens.as_array().unwrap().len(), 1);
 

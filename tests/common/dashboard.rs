@@ -165,3 +165,12 @@ impl Visitor {
             .unwrap()
     }
 }
+
+/// The tunnel's status as stored.
+pub async fn tunnel_status(app: &TestApp, tunnel: &str) -> String {
+    sqlx::query_scalar("SELECT status FROM tunnels WHERE id = $1::uuid")
+        .bind(tunnel)
+        .fetch_one(&app.db)
+        .await
+        .unwrap()
+}

@@ -8,6 +8,7 @@
 //! a template that has the migrations applied.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod clock;
 pub mod dashboard;
 pub mod envelope;

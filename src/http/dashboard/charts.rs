@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, Timelike, Utc};
 
 use super::format::{percent, stamp};
 use crate::fleet::StatusCount;
@@ -108,6 +108,8 @@ pub fn hours(
 }
 
 const COL: f64 = 24.0;
+/// Room left of the bars for the scale.
+const LEFT: f64 = 28.0;
 const HEIGHT: f64 = 160.0;
 const AXIS: f64 = 22.0;
 
@@ -123,16 +125,16 @@ pub fn hourly_bars(
         .max()
         .unwrap_or(0)
         .max(1);
-    let width = COL * columns.len().max(1) as f64;
+    let width = LEFT + COL * columns.len().max(1) as f64;
     let mut svg = String::new();
     let _ = write!(
         svg,
-        r#"<svg class="bars" viewBox="0 0 {width} {}" role="img" aria-labelledby="bars-title bars-desc"><title id="bars-title">{}</title><desc id="bars-desc">At most {max} devices in one hour</desc><line class="axis" x1="0" y1="{HEIGHT}" x2="{width}" y2="{HEIGHT}"/>"#,
+        r#"<svg class="bars" viewBox="0 0 {width} {}" role="img" aria-labelledby="bars-title bars-desc"><title id="bars-title">{}</title><desc id="bars-desc">At most {max} devices in one hour</desc><line class="axis" x1="{LEFT}" y1="{HEIGHT}" x2="{width}" y2="{HEIGHT}"/>"#,
         HEIGHT + AXIS,
         escape(label),
     );
     for (i, (hour, column)) in columns.iter().enumerate() {
-        let x = i as f64 * COL + 3.0;
+        let x = LEFT + i as f64 * COL + 3.0;
         let mut y = HEIGHT;
         for status in order {
             let Some(&n) = column.get(status) else {
@@ -149,7 +151,7 @@ pub fn hourly_bars(
                 escape(status),
             );
         }
-        if hour.format("%H").to_string().parse::<u32>().unwrap_or(1) % 6 == 0 {
+        if hour.hour() % 6 == 0 {
             let _ = write!(
                 svg,
                 r#"<text x="{:.1}" y="{}" text-anchor="middle">{}</text>"#,
@@ -159,7 +161,11 @@ pub fn hourly_bars(
             );
         }
     }
-    let _ = write!(svg, r#"<text x="2" y="12" class="max">{max}</text></svg>"#);
+    let _ = write!(
+        svg,
+        r#"<text x="{scale}" y="12" text-anchor="end">{max}</text><text x="{scale}" y="{HEIGHT}" text-anchor="end">0</text></svg>"#,
+        scale = LEFT - 4.0,
+    );
     svg
 }
 

@@ -6,7 +6,8 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::Utc;
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{json, Value};
+use uuid::Uuid;
 
 use super::format::{ago, query, When};
 use super::page::{choices, html, Choice, Layout, PageError};
@@ -32,7 +33,8 @@ fn field<'a>(data: &'a Value, key: &str) -> &'a str {
 }
 
 impl EventRow {
-    pub fn new(event: &Event) -> Self {
+    /// The event as a row for the user `viewer`.
+    pub fn new(event: &Event, viewer: Uuid) -> Self {
         let data = &event.data;
         let kind = event.kind.as_str();
         let subject = event.subject.to_string();
@@ -71,7 +73,8 @@ impl EventRow {
         let actor = match event.principal["type"].as_str() {
             Some("reaper") => "Warren".to_owned(),
             Some("token") => "API token".to_owned(),
-            Some("user") => "a user".to_owned(),
+            Some("user") if event.principal["id"] == json!(viewer) => "you".to_owned(),
+            Some("user") => "another user".to_owned(),
             _ => "—".to_owned(),
         };
         Self {
@@ -135,7 +138,12 @@ pub async fn list(
         .events
         .recent(&signed.session.principal, q.before.as_deref(), filter)
         .await?;
-    let rows: Vec<EventRow> = page.events.iter().map(EventRow::new).collect();
+    let viewer = signed.session.principal.user_id;
+    let rows: Vec<EventRow> = page
+        .events
+        .iter()
+        .map(|e| EventRow::new(e, viewer))
+        .collect();
     if q.fragment.is_some() {
         return Ok(html(StatusCode::OK, &Rows { rows }));
     }
