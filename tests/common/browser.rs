@@ -147,10 +147,15 @@ impl Browser {
         }
     }
 
-    /// The text of the first element `css` matches, once there is one.
+    /// The text of the first element `css` matches, once there is one (found again if the
+    /// page changed under it).
     pub async fn text(&self, css: &str) -> String {
-        let element = self.wait_for(css).await;
-        element.text().await.unwrap()
+        let what = format!("the text of {css}");
+        eventually(Duration::from_secs(5), &what, || async {
+            let element = self.client.find(Locator::Css(css)).await.ok()?;
+            element.text().await.ok()
+        })
+        .await
     }
 
     /// The first element `css` matches, waiting up to 5 s for it.
@@ -186,8 +191,14 @@ impl Browser {
         field.send_keys(value).await.unwrap();
     }
 
+    /// Clicks the first element `css` matches, once there is one.
     pub async fn click(&self, css: &str) {
-        self.wait_for(css).await.click().await.unwrap();
+        let what = format!("a click on {css}");
+        eventually(Duration::from_secs(5), &what, || async {
+            let element = self.client.find(Locator::Css(css)).await.ok()?;
+            element.click().await.ok()
+        })
+        .await
     }
 
     /// Signs in through the form (the browser is on the sign-in page or is sent there).
