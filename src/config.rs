@@ -54,6 +54,13 @@ pub struct Config {
     pub event_retention_interval: Duration,
     /// How often an idle event stream sends a keep-alive comment.
     pub event_keep_alive: Duration,
+    /// How long a dashboard session lasts from sign-in.
+    pub session_ttl: Duration,
+    /// How often expired dashboard sessions are deleted.
+    pub session_sweep_interval: Duration,
+    /// Always mark the dashboard's session cookie `Secure` (it is anyway when a trusted proxy
+    /// says `X-Forwarded-Proto: https`).
+    pub secure_cookies: bool,
 }
 
 impl Config {
@@ -83,6 +90,9 @@ impl Config {
             event_retention: Duration::from_secs(7 * 86_400),
             event_retention_interval: Duration::from_secs(60),
             event_keep_alive: Duration::from_secs(15),
+            session_ttl: Duration::from_secs(12 * 3600),
+            session_sweep_interval: Duration::from_secs(600),
+            secure_cookies: false,
         }
     }
 }

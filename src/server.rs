@@ -69,6 +69,7 @@ pub fn build_state(config: Config, pool: PgPool) -> anyhow::Result<(AppState, Ru
         auth::Settings {
             allow_registration: config.allow_registration,
             login_attempts_per_minute: config.login_attempts_per_minute,
+            session_ttl: config.session_ttl,
         },
     );
     let (heartbeats, run_batcher) = Batcher::new(
@@ -144,6 +145,11 @@ pub fn spawn_tasks(state: &AppState, tasks: &mut JoinSet<()>, shutdown: &Cancell
         batch: config.fleet_retention_batch,
     };
     spawn_periodic(tasks, shutdown, event_retention);
+    let sessions = auth::sessions::SessionSweep {
+        pool: db.clone(),
+        interval: config.session_sweep_interval,
+    };
+    spawn_periodic(tasks, shutdown, sessions);
 
     let hub = state.events.hub();
     tasks.spawn(supervise(

@@ -7,6 +7,8 @@ pub mod jwt;
 pub mod password;
 pub mod ratelimit;
 mod service;
+mod session_store;
+pub mod sessions;
 pub mod tokens;
 pub mod users;
 
@@ -18,6 +20,7 @@ use crate::error::Error;
 
 pub use api_tokens::{NewApiToken, TokenView};
 pub use service::{Auth, LoggedIn, Registered, Settings};
+pub use sessions::{NewSession, Session};
 
 /// A permission a token carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

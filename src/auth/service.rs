@@ -23,6 +23,8 @@ pub struct Settings {
     pub allow_registration: bool,
     /// Login attempts allowed per client address, and per email, in a minute.
     pub login_attempts_per_minute: u32,
+    /// How long a dashboard session lasts from sign-in.
+    pub session_ttl: Duration,
 }
 
 /// The auth service; cheap to clone.
@@ -32,7 +34,7 @@ pub struct Auth {
     keys: Arc<JwtKeys>,
     pub(super) cache: Arc<TokenCache>,
     login_limiter: Arc<RateLimiter>,
-    settings: Arc<Settings>,
+    pub(super) settings: Arc<Settings>,
 }
 
 /// A registered user.
@@ -101,9 +103,7 @@ impl Auth {
         })
     }
 
-    /// Exchanges an email and password for an access token. Attempts are limited per client
-    /// address and per email, both counted on every attempt, so that neither guessing one
-    /// account's password from many addresses nor many accounts' from one gets far.
+    /// Exchanges an email and password for an access token (see [`Auth::check_password`]).
     #[tracing::instrument(skip_all, err)]
     pub async fn login(
         &self,
@@ -111,6 +111,24 @@ impl Auth {
         password: String,
         client: Option<&str>,
     ) -> Result<LoggedIn, Error> {
+        let user = self.check_password(email, password, client).await?;
+        Ok(LoggedIn {
+            access_token: self.keys.issue(user.id, user.account_id, Scopes::all())?,
+            token_type: "Bearer",
+            expires_in: self.keys.ttl().as_secs(),
+        })
+    }
+
+    /// The user with this email and password. Attempts are limited per client address and
+    /// per email, both counted on every attempt, so that neither guessing one account's
+    /// password from many addresses nor many accounts' from one gets far. Every way of
+    /// signing in (a login token, a dashboard session) goes through here.
+    pub(super) async fn check_password(
+        &self,
+        email: &str,
+        password: String,
+        client: Option<&str>,
+    ) -> Result<users::UserCredentials, Error> {
         let limiter = &self.login_limiter;
         let by_address = limiter.attempt(&format!("ip:{}", client.unwrap_or_default()));
         let by_email = limiter.attempt(&format!("email:{}", email.trim().to_lowercase()));
@@ -123,19 +141,12 @@ impl Auth {
         };
         let stored = user.as_ref().map(|u| u.password_hash.clone());
         let ok = password::verify(password, stored).await?;
-        let user = match (ok, user) {
-            (true, Some(user)) => user,
-            _ => {
-                return Err(Error::Unauthorized(
-                    "the email or password is incorrect".into(),
-                ))
-            }
-        };
-        Ok(LoggedIn {
-            access_token: self.keys.issue(user.id, user.account_id, Scopes::all())?,
-            token_type: "Bearer",
-            expires_in: self.keys.ttl().as_secs(),
-        })
+        match (ok, user) {
+            (true, Some(user)) => Ok(user),
+            _ => Err(Error::Unauthorized(
+                "the email or password is incorrect".into(),
+            )),
+        }
     }
 
     /// Authenticates a bearer token: an API token (`wrn_…`, looked up in the cache first) or

@@ -226,6 +226,13 @@ pub struct ServeArgs {
     /// Events are deleted this many days after they happened.
     #[arg(long, env = "WARREN_EVENT_RETENTION_DAYS", default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=3650))]
     pub event_retention_days: u32,
+    /// How many hours a dashboard sign-in lasts.
+    #[arg(long, env = "WARREN_SESSION_TTL_HOURS", default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=720))]
+    pub session_ttl_hours: u32,
+    /// Always mark the dashboard's session cookie `Secure` (it is anyway behind a trusted
+    /// proxy that sends `X-Forwarded-Proto: https`).
+    #[arg(long, env = "WARREN_SECURE_COOKIES", default_value_t = false, action = clap::ArgAction::Set)]
+    pub secure_cookies: bool,
     /// Log format: `text` or `json`.
     #[arg(long, env = "WARREN_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
@@ -259,6 +266,8 @@ impl ServeArgs {
             trusted_proxies: self.trusted_proxies.clone(),
             heartbeat_flushes_in_flight: usize::from(self.heartbeat_flushes),
             event_retention: Duration::from_secs(u64::from(self.event_retention_days) * 86_400),
+            session_ttl: Duration::from_secs(u64::from(self.session_ttl_hours) * 3600),
+            secure_cookies: self.secure_cookies,
             ..defaults
         }
     }

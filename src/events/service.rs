@@ -38,6 +38,21 @@ pub struct Page {
     pub limit: i64,
 }
 
+impl Page {
+    /// The page of `events` read with `limit`: full, it has a next page after its last event.
+    fn of(events: Vec<Event>, limit: i64) -> Self {
+        let next_after = events
+            .last()
+            .filter(|_| events.len() as i64 == limit)
+            .map(|e| e.id);
+        Self {
+            events,
+            next_after,
+            limit,
+        }
+    }
+}
+
 impl Events {
     pub fn new(db: PgPool, hub: Hub) -> Self {
         Self { db, hub }
@@ -50,10 +65,7 @@ impl Events {
         caller.require(Scope::EventsRead)?;
         let after = position("after", query.after)?.unwrap_or(0);
         let filter = filter(query.types, query.subject)?;
-        let limit = match query.limit {
-            None => DEFAULT_PAGE,
-            Some(raw) => crate::fleet::query::whole_number("limit", raw, 1, MAX_PAGE)?,
-        };
+        let limit = page_size(query.limit)?;
         let mut tx = self.db.begin().await?;
         if after > 0 {
             if let Some(resume) = store::trimmed_after(&mut tx, caller.account_id, after).await? {
@@ -62,15 +74,26 @@ impl Events {
         }
         let events = store::after(&mut tx, caller.account_id, after, &filter, limit).await?;
         tx.commit().await?;
-        let next_after = events
-            .last()
-            .filter(|_| events.len() as i64 == limit)
-            .map(|e| e.id);
-        Ok(Page {
-            events,
-            next_after,
-            limit,
-        })
+        Ok(Page::of(events, limit))
+    }
+
+    /// The latest events (before the event id `before`, when given), newest first: the log
+    /// read backwards, as a feed shows it. `types`, `subject` and `limit` as for [`Events::page`];
+    /// the answer's `next_after` is the `before` of the next, older page.
+    #[tracing::instrument(skip_all, err)]
+    pub async fn recent(
+        &self,
+        caller: &Principal,
+        before: Option<&str>,
+        query: EventQuery<'_>,
+    ) -> Result<Page, Error> {
+        caller.require(Scope::EventsRead)?;
+        let before = position("before", before)?;
+        let filter = filter(query.types, query.subject)?;
+        let limit = page_size(query.limit)?;
+        let mut conn = self.db.acquire().await?;
+        let events = store::before(&mut conn, caller.account_id, before, &filter, limit).await?;
+        Ok(Page::of(events, limit))
     }
 
     /// Follows the log: every event after the position (`last_event_id`, else `after`, else
@@ -121,6 +144,14 @@ impl Events {
     /// The task that wakes this process's streams; run it beside the server.
     pub fn hub(&self) -> Hub {
         self.hub.clone()
+    }
+}
+
+/// `limit`: 1 to [`MAX_PAGE`], [`DEFAULT_PAGE`] when absent.
+fn page_size(raw: Option<&str>) -> Result<i64, Error> {
+    match raw {
+        None => Ok(DEFAULT_PAGE),
+        Some(raw) => crate::fleet::query::whole_number("limit", raw, 1, MAX_PAGE),
     }
 }
 

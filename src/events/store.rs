@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -42,6 +43,30 @@ pub struct Filter {
     pub subject: Option<Uuid>,
 }
 
+/// An event as stored.
+struct Row {
+    id: i64,
+    kind: String,
+    occurred_at: DateTime<Utc>,
+    subject: Uuid,
+    principal: Value,
+    data: Value,
+}
+
+impl Row {
+    fn event(self, account_id: Uuid) -> Event {
+        let Self {
+            id,
+            kind,
+            occurred_at,
+            subject,
+            principal,
+            data,
+        } = self;
+        Event::new(account_id, id, kind, occurred_at, subject, principal, data)
+    }
+}
+
 /// Up to `limit` of the account's events after `after`, in order.
 #[tracing::instrument(skip_all, err)]
 pub async fn after(
@@ -51,7 +76,8 @@ pub async fn after(
     filter: &Filter,
     limit: i64,
 ) -> Result<Vec<Event>, sqlx::Error> {
-    let rows = sqlx::query!(
+    let rows = sqlx::query_as!(
+        Row,
         r#"SELECT id, type AS kind, occurred_at, subject, principal, data FROM events
            WHERE account_id = $1 AND id > $2
              AND ($3::text[] IS NULL OR type = ANY($3))
@@ -66,20 +92,35 @@ pub async fn after(
     )
     .fetch_all(conn)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| {
-            Event::new(
-                account_id,
-                r.id,
-                r.kind,
-                r.occurred_at,
-                r.subject,
-                r.principal,
-                r.data,
-            )
-        })
-        .collect())
+    Ok(rows.into_iter().map(|r| r.event(account_id)).collect())
+}
+
+/// Up to `limit` of the account's events before `before` (all when `None`), newest first.
+#[tracing::instrument(skip_all, err)]
+pub async fn before(
+    conn: &mut PgConnection,
+    account_id: Uuid,
+    before: Option<i64>,
+    filter: &Filter,
+    limit: i64,
+) -> Result<Vec<Event>, sqlx::Error> {
+    let rows = sqlx::query_as!(
+        Row,
+        r#"SELECT id, type AS kind, occurred_at, subject, principal, data FROM events
+           WHERE account_id = $1 AND ($2::bigint IS NULL OR id < $2)
+             AND ($3::text[] IS NULL OR type = ANY($3))
+             AND ($4::uuid IS NULL OR subject = $4)
+           ORDER BY id DESC
+           LIMIT $5"#,
+        account_id,
+        before,
+        filter.types.as_deref(),
+        filter.subject,
+        limit,
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| r.event(account_id)).collect())
 }
 
 /// The id of the account's latest event (0 before the first).

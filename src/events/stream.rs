@@ -34,6 +34,14 @@ impl Subscription {
     pub async fn next(&mut self) -> Option<StreamItem> {
         self.items.recv().await
     }
+
+    /// The items as a stream, which ends when the subscription does.
+    pub fn into_stream(self) -> impl futures::Stream<Item = StreamItem> + Send {
+        futures::stream::unfold(self, |mut subscription| async {
+            let item = subscription.next().await?;
+            Some((item, subscription))
+        })
+    }
 }
 
 /// How many events a catch-up read takes at once, and how many items may wait for a slow

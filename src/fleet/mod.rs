@@ -199,6 +199,14 @@ fn strip_nulls(value: Value) -> Value {
     }
 }
 
+/// How many devices were in one status in one hour.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatusCount {
+    pub hour: DateTime<Utc>,
+    pub status: String,
+    pub devices: i64,
+}
+
 /// A stored snapshot (or hourly row) as the API shows it: Cloudflare's device object, camelCase.
 #[derive(Debug)]
 pub struct DeviceRow {

@@ -8,7 +8,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::query::{self, Names, RawList};
-use super::{changes, store, DeviceRow, MAX_CLOCK_SKEW};
+use super::{changes, store, DeviceRow, StatusCount, MAX_CLOCK_SKEW, RETENTION};
 use crate::auth::{Principal, Scope};
 use crate::error::Error;
 use crate::events;
@@ -101,6 +101,30 @@ impl Fleet {
             total_count_exact: total.exact,
             total_pages: (total.count + q.per_page - 1) / q.per_page,
         })
+    }
+
+    /// How many devices were in each status, hour by hour over the last `hours` hours (1 to
+    /// 168), by each device's last state in the hour; filtered by the list's dimension filters
+    /// (`raw`'s time range, page and sort do not apply).
+    #[tracing::instrument(skip_all, err)]
+    pub async fn hourly_status_counts(
+        &self,
+        caller: &Principal,
+        raw: &RawList,
+        names: &Names,
+        hours: i64,
+    ) -> Result<Vec<StatusCount>, Error> {
+        caller.require_any(&READ_SCOPES)?;
+        if !(1..=RETENTION.num_hours()).contains(&hours) {
+            return Err(Error::bad_param(
+                "hours",
+                format!("hours must be from 1 to {}", RETENTION.num_hours()),
+            ));
+        }
+        let filters = query::parse(raw, names, Utc::now())?.filters;
+        let from = super::hourly::hour_of(Utc::now() - Duration::hours(hours - 1));
+        let mut conn = self.db.acquire().await?;
+        Ok(store::hourly_status_counts(&mut conn, caller.account_id, from, &filters).await?)
     }
 
     /// The device's latest snapshot within `since_minutes` of `time_now` (default: now); not

@@ -11,7 +11,8 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::hourly::{self, array_literal};
-use super::{DeviceRow, Snapshot};
+use super::query::Filters;
+use super::{DeviceRow, Snapshot, StatusCount};
 
 /// Stores a validated batch for `account_id`; returns how many snapshots were new (a
 /// snapshot of the same device and instant already stored is skipped, so retries are safe).
@@ -129,6 +130,37 @@ pub async fn live(
         colos,
     )
     .fetch_optional(conn)
+    .await
+}
+
+/// How many devices were in each status, hour by hour from `from` (an hour's start), by
+/// each device's last state in the hour; the filters as the list applies them.
+#[tracing::instrument(skip_all, err)]
+pub async fn hourly_status_counts(
+    conn: &mut PgConnection,
+    account_id: Uuid,
+    from: DateTime<Utc>,
+    f: &Filters,
+) -> Result<Vec<StatusCount>, sqlx::Error> {
+    sqlx::query_as!(
+        StatusCount,
+        r#"SELECT hour, status, count(*) AS "devices!" FROM device_hourly
+           WHERE account_id = $1 AND hour >= $2
+             AND ($3::text IS NULL OR colo = $3) AND ($4::uuid IS NULL OR device_id = $4)
+             AND ($5::text IS NULL OR mode = $5) AND ($6::text IS NULL OR platform = $6)
+             AND ($7::text IS NULL OR status = $7) AND ($8::text IS NULL OR version = $8)
+           GROUP BY hour, status
+           ORDER BY hour, status"#,
+        account_id,
+        from,
+        f.colo,
+        f.device_id,
+        f.mode,
+        f.platform,
+        f.status,
+        f.version,
+    )
+    .fetch_all(conn)
     .await
 }
 

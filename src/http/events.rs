@@ -8,7 +8,7 @@ use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
 use utoipa::IntoParams;
@@ -19,7 +19,7 @@ use super::error::AppError;
 use super::extract::ApiQuery;
 use crate::auth::Principal;
 use crate::error::Error;
-use crate::events::{Event, EventQuery, StreamItem, Subscription};
+use crate::events::{Event, EventQuery, StreamItem};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -91,7 +91,7 @@ async fn list(
 }
 
 /// A query value with what a URL cannot hold percent-encoded.
-fn encode(value: &str) -> String {
+pub(crate) fn encode(value: &str) -> String {
     value
         .bytes()
         .map(|b| match b {
@@ -137,10 +137,9 @@ async fn stream(
         .events
         .subscribe(&caller, last_event_id, query.as_query())
         .await?;
-    let items = futures::stream::unfold(subscription, |mut subscription: Subscription| async {
-        let item = subscription.next().await?;
-        Some((Ok(sse(item)), subscription))
-    });
+    let items = subscription
+        .into_stream()
+        .map(|item| Ok::<_, Infallible>(sse(item)));
     // An idle stream sends `: keep-alive`, so proxies keep it open (every 15 s by default).
     let keep_alive = KeepAlive::new()
         .interval(state.config.event_keep_alive)

@@ -1,11 +1,13 @@
 //! The HTTP layer: two thin adapters over the domain services — the native routes (one
 //! module per resource, each with its `router()`) and the Cloudflare-compatible routes
-//! ([`compat`]) — with the error, extractor and OpenAPI code they share.
+//! ([`compat`]) — with the error, extractor and OpenAPI code they share; and the web
+//! dashboard ([`dashboard`]), HTML pages over the same services.
 
 pub mod auth;
 pub mod caller;
 pub mod compat;
 pub mod connectors;
+pub mod dashboard;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -29,7 +31,9 @@ use axum::{middleware, Router};
 use serde_json::Map;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::sensitive_headers::{
+    SetSensitiveRequestHeadersLayer, SetSensitiveResponseHeadersLayer,
+};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -41,11 +45,13 @@ use error::{problem, AppError};
 /// Request bodies larger than this are refused with 413.
 pub const BODY_LIMIT: usize = 1024 * 1024;
 
-/// Every route of the service, with the layers every request goes through. The routes are
-/// exactly those the OpenAPI document describes (see [`openapi::api`]).
+/// Every route of the service, with the layers every request goes through: the API's
+/// routes, exactly those the OpenAPI document describes (see [`openapi::api`]), and beside
+/// them the web dashboard's pages ([`dashboard::router`]), which are not part of the API.
 pub fn router(state: AppState) -> Router {
     let (routes, _document): (Router<AppState>, _) = openapi::api().split_for_parts();
     routes
+        .merge(dashboard::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -56,6 +62,7 @@ pub fn router(state: AppState) -> Router {
                     header::COOKIE,
                     HeaderName::from_static("x-auth-key"),
                 ]))
+                .layer(SetSensitiveResponseHeadersLayer::new([header::SET_COOKIE]))
                 .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
                     let route = req
                         .extensions()

@@ -10,9 +10,11 @@ pub mod idempotency;
 pub mod leases;
 mod list;
 pub mod reaper;
+mod search;
 pub mod service;
 pub mod slug;
 pub mod store;
+pub mod timeline;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -23,6 +25,7 @@ use crate::error::{Error, ErrorCode};
 use crate::time::Timestamp;
 
 pub use list::{ListRequest, Page, MAX_PAGE};
+pub use search::{Filters, Found, SearchRequest, SEARCH_PAGE};
 pub use service::{NewTunnel, Settings, Tunnels};
 
 /// `creating → active → stopping → stopped`, and `failed` from any live state.

@@ -3,9 +3,11 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use super::search::Filters;
 use super::{Cursor, Status, Tunnel};
 use crate::time::millis;
 
@@ -83,6 +85,71 @@ pub async fn list(
     )
     .fetch_all(conn)
     .await
+}
+
+/// A page of the account's tunnels matching `filters`, newest first (see
+/// [`super::Tunnels::search`]). The slug filter matches any part of the slug.
+#[tracing::instrument(skip_all, err)]
+pub async fn search(
+    conn: &mut PgConnection,
+    account_id: Uuid,
+    filters: &Filters,
+    after: Option<Cursor>,
+    limit: i64,
+) -> Result<Vec<Tunnel>, sqlx::Error> {
+    sqlx::query_as!(
+        Tunnel,
+        r#"SELECT id, account_id, slug, status, requested_port, created_at,
+                  last_heartbeat_at, lease_expires_at, stopped_at, last_error
+           FROM tunnels
+           WHERE account_id = $1
+             AND ($2::text IS NULL OR status = $2)
+             AND ($3::bool IS NULL OR (status IN ('creating', 'active', 'stopping')) = $3)
+             AND ($4::text IS NULL OR strpos(slug, $4) > 0)
+             AND ($5::timestamptz IS NULL OR (created_at, id) < ($5, $6::uuid))
+           ORDER BY created_at DESC, id DESC
+           LIMIT $7"#,
+        account_id,
+        filters.status.map(Status::as_str),
+        filters.live,
+        filters.slug.as_deref(),
+        after.map(|c| c.created_at),
+        after.map(|c| c.id),
+        limit,
+    )
+    .fetch_all(conn)
+    .await
+}
+
+/// A row of the transition log.
+pub struct LoggedTransition {
+    pub from_status: String,
+    pub to_status: String,
+    pub at: DateTime<Utc>,
+}
+
+/// The account's tunnel's logged transitions, in order, and the database's now.
+#[tracing::instrument(skip_all, err)]
+pub async fn transitions(
+    conn: &mut PgConnection,
+    account_id: Uuid,
+    id: Uuid,
+) -> Result<(Vec<LoggedTransition>, DateTime<Utc>), sqlx::Error> {
+    let rows = sqlx::query_as!(
+        LoggedTransition,
+        "SELECT tt.from_status, tt.to_status, tt.at FROM tunnel_transitions tt
+         JOIN tunnels t ON t.id = tt.tunnel_id
+         WHERE tt.tunnel_id = $1 AND t.account_id = $2
+         ORDER BY tt.id",
+        id,
+        account_id
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let now = sqlx::query_scalar!(r#"SELECT now() AS "now!""#)
+        .fetch_one(conn)
+        .await?;
+    Ok((rows, now))
 }
 
 #[tracing::instrument(skip_all, err)]

@@ -8,7 +8,9 @@
 //! a template that has the migrations applied.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod clock;
+pub mod dashboard;
 pub mod envelope;
 pub mod fleet;
 pub mod openapi;
