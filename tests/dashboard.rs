@@ -7,6 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::dashboard::{tunnel_status, Visitor};
+use common::sse::Json;
 use common::fleet::{ingest, snapshot};
 use common::*;
 use reqwest::StatusCode;

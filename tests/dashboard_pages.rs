@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use common::dashboard::Visitor;
+use common::sse::Json;
 use common::fleet::{ingest, snapshot, with};
 use common::*;
 use reqwest::StatusCode;
