@@ -12,6 +12,7 @@ pub mod clock;
 pub mod env;
 pub mod envelope;
 pub mod fleet;
+pub mod helm;
 pub mod openapi;
 pub mod postgres;
 pub mod process;
