@@ -15,6 +15,7 @@ pub mod fleet;
 pub mod helm;
 pub mod load;
 pub mod openapi;
+pub mod pgbouncer;
 pub mod postgres;
 pub mod process;
 pub mod proxy;
