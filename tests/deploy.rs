@@ -369,6 +369,11 @@ fn the_secrets_come_from_existing_secrets_or_from_the_charts_own() {
         env_value(&defaults, "DATABASE_URL"),
         format!("secret:{cluster_name}-app/uri")
     );
+    // Its `uri` as the operator writes it: postgresql://, the -rw Service, the app user.
+    let uri = format!("postgresql://warren:secret@{cluster_name}-rw.default:5432/warren");
+    let options = warren::db::connect_options(&uri).expect("Warren takes CloudNativePG's uri");
+    assert_eq!(options.get_host(), format!("{cluster_name}-rw.default"));
+    assert_eq!(options.get_database(), Some("warren"));
     assert_eq!(
         env_value(&defaults, "WARREN_JWT_SECRET"),
         "secret:warren-jwt/WARREN_JWT_SECRET"
