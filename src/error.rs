@@ -264,6 +264,10 @@ pub fn is_unavailable(err: &sqlx::Error) -> bool {
     match err {
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
         sqlx::Error::Tls(_) | sqlx::Error::WorkerCrashed => true,
+        // The other end broke off mid-conversation: a proxy or load balancer in front of a
+        // primary that is gone accepts the connection, then closes it during the startup
+        // (`unexpected response from SSLRequest`). A failover, not a bug of ours.
+        sqlx::Error::Protocol(_) => true,
         sqlx::Error::Database(db) => db.code().is_some_and(|code| {
             // 08: connection exception; 57P01-57P03: shutdown / cannot connect now.
             code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03")
@@ -290,5 +294,13 @@ mod tests {
             assert_eq!(ErrorCode::parse(code.as_str()), Some(code));
             assert!(code.cloudflare() >= 1000, "{code:?}");
         }
+    }
+
+    #[test]
+    fn a_connection_broken_off_during_the_startup_is_unavailable_not_internal() {
+        let broken = sqlx::Error::Protocol("unexpected response from SSLRequest: 0x00".into());
+        assert!(matches!(Error::from(broken), Error::Unavailable(_)));
+        let bug = sqlx::Error::ColumnNotFound("x".into());
+        assert!(matches!(Error::from(bug), Error::Internal(_)));
     }
 }

@@ -6,66 +6,14 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
-use clap::CommandFactory;
+use common::env::{read, serve_command, warren_reads};
 use common::*;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-
-fn read(name: &str) -> String {
-    std::fs::read_to_string(Path::new(ROOT).join(name)).unwrap()
-}
-
 fn compose() -> Value {
     serde_norway::from_str(&read("docker-compose.yml")).expect("docker-compose.yml parses")
-}
-
-fn collect_env(command: &clap::Command, out: &mut BTreeSet<String>) {
-    for arg in command.get_arguments() {
-        if let Some(name) = arg.get_env() {
-            out.insert(name.to_string_lossy().into_owned());
-        }
-    }
-    for sub in command.get_subcommands() {
-        collect_env(sub, out);
-    }
-}
-
-/// The names in `var("NAME")` / `var_os("NAME")` calls of a source text.
-fn env_reads_in(text: &str, out: &mut BTreeSet<String>) {
-    for call in ["var(\"", "var_os(\""] {
-        for (i, _) in text.match_indices(call) {
-            let rest = &text[i + call.len()..];
-            if let Some(end) = rest.find('"') {
-                out.insert(rest[..end].to_owned());
-            }
-        }
-    }
-    if text.contains("from_default_env") {
-        // tracing-subscriber's EnvFilter reads RUST_LOG.
-        out.insert("RUST_LOG".to_owned());
-    }
-}
-
-/// Every environment variable Warren reads: the clap definitions' `env`, and the variables
-/// the code reads directly.
-fn warren_reads() -> BTreeSet<String> {
-    let mut names = BTreeSet::new();
-    collect_env(&warren::cli::Cli::command(), &mut names);
-    let mut stack = vec![Path::new(ROOT).join("src")];
-    while let Some(path) = stack.pop() {
-        if path.is_dir() {
-            for entry in std::fs::read_dir(path).unwrap() {
-                stack.push(entry.unwrap().path());
-            }
-        } else {
-            env_reads_in(&std::fs::read_to_string(&path).unwrap(), &mut names);
-        }
-    }
-    names
 }
 
 /// `${NAME:-default}` → `default`, `${NAME}` → empty: the value with nothing set.
@@ -156,9 +104,7 @@ fn every_variable_compose_sets_for_warren_is_one_warren_reads() {
 #[test]
 fn compose_publishes_and_listens_on_warrens_default_port() {
     let default_port = warren::Config::with_defaults().listen.port();
-    let clap_default = warren::cli::Cli::command()
-        .find_subcommand("serve")
-        .unwrap()
+    let clap_default = serve_command()
         .get_arguments()
         .find(|a| a.get_id() == "listen")
         .and_then(|a| a.get_default_values().first().cloned())

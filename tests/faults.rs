@@ -2,7 +2,7 @@
 mod common;
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,48 +12,22 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-fn replica(url: &str, port: u16, data_dir: &std::path::Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_warren"))
-        .arg("serve")
-        .env("DATABASE_URL", url)
-        .env("WARREN_LISTEN", format!("127.0.0.1:{port}"))
-        .env("WARREN_DATA_DIR", data_dir)
-        .env("WARREN_JWT_SECRET", JWT_SECRET)
-        .env("WARREN_LEASE_TTL_SECS", "2")
-        .env("WARREN_ALLOW_REGISTRATION", "true")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
-async fn ready(base: &str) {
-    eventually(
-        Duration::from_secs(30),
-        &format!("{base} ready"),
-        || async {
-            let status = reqwest::get(format!("{base}/readyz"))
-                .await
-                .map(|r| r.status());
-            (status.ok() == Some(StatusCode::OK)).then_some(())
-        },
-    )
-    .await
+fn replica(url: &str, port: u16) -> Child {
+    process::serve(url, port, &[("WARREN_LEASE_TTL_SECS", "2")])
 }
 
 #[tokio::test]
 async fn the_survivor_of_a_kill_9_keeps_serving_and_reaping_and_loses_nothing_acknowledged() {
     let url = fresh_database().await;
-    let dir = scratch_dir("warren-faults");
     let (pa, pb) = (free_port(), free_port());
     let (a, b) = (
         format!("http://127.0.0.1:{pa}"),
         format!("http://127.0.0.1:{pb}"),
     );
-    let mut victim = replica(&url, pa, &dir);
-    let mut survivor = replica(&url, pb, &dir);
-    ready(&a).await;
-    ready(&b).await;
+    let mut victim = replica(&url, pa);
+    let mut survivor = replica(&url, pb);
+    process::ready(&a, &mut victim).await;
+    process::ready(&b, &mut survivor).await;
 
     let client = reqwest::Client::new();
     send_checked(
@@ -136,8 +110,7 @@ async fn the_survivor_of_a_kill_9_keeps_serving_and_reaping_and_loses_nothing_ac
         }));
     }
     tokio::time::sleep(Duration::from_millis(800)).await;
-    victim.kill().unwrap(); // SIGKILL: no drain, no flush
-    victim.wait().unwrap();
+    process::kill_9(victim);
     // Past the abandoned half's TTL + the reaper's 2 s, with only the survivor left.
     tokio::time::sleep(Duration::from_secs(5)).await;
     stop.cancel();
@@ -180,13 +153,8 @@ async fn the_survivor_of_a_kill_9_keeps_serving_and_reaping_and_loses_nothing_ac
             "tunnel {id}: acknowledged {at}, stored {stored:?}"
         );
     }
-    let twice: i64 = sqlx::query_scalar("SELECT count(*) FROM (SELECT 1 FROM tunnel_transitions GROUP BY tunnel_id, to_status HAVING count(*) > 1) d")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let twice = common::transitions::transitioned_twice(&pool).await;
     assert_eq!(twice, 0, "a tunnel was transitioned twice");
 
-    unsafe { libc::kill(survivor.id() as i32, libc::SIGTERM) };
-    assert!(survivor.wait().unwrap().success());
-    let _ = std::fs::remove_dir_all(&dir);
+    process::terminate(survivor);
 }

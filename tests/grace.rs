@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use common::clock::{as_if_down_for, at};
+use common::transitions::{failures, graced};
 use common::*;
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -58,26 +59,6 @@ async fn expired(app: &TestApp, token: &str, id: &str, within: Duration) -> Valu
     .await
 }
 
-/// How many times the tunnels were failed for their lease, from the transition log.
-async fn failures(app: &TestApp, ids: &[String]) -> i64 {
-    let ids: Vec<uuid::Uuid> = ids.iter().map(|id| id.parse().unwrap()).collect();
-    sqlx::query_scalar(
-        "SELECT count(*) FROM tunnel_transitions WHERE tunnel_id = ANY($1) AND to_status = 'failed'",
-    )
-    .bind(&ids)
-    .fetch_one(&app.db)
-    .await
-    .unwrap()
-}
-
-/// Whether the reaper of this database ever gave the outage grace.
-async fn graced(app: &TestApp) -> bool {
-    sqlx::query_scalar("SELECT last_grace_at IS NOT NULL FROM lease_clock")
-        .fetch_one(&app.db)
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn no_tunnel_fails_for_a_postgresql_outage_longer_than_the_ttl_when_its_agent_resumes() {
     let dir = scratch_dir("warren-grace");
@@ -120,7 +101,7 @@ async fn no_tunnel_fails_for_a_postgresql_outage_longer_than_the_ttl_when_its_ag
     for id in &resuming {
         assert_eq!(tunnel(&app, &user.token, id).await["status"], "active");
     }
-    assert_eq!(failures(&app, &resuming).await, 0);
+    assert_eq!(failures(&app.db, &resuming).await, 0);
 
     // The lease nobody renews still runs out: one TTL after the recovery, not before.
     let gone = expired(&app, &user.token, &abandoned, TTL * 4).await;
@@ -130,7 +111,7 @@ async fn no_tunnel_fails_for_a_postgresql_outage_longer_than_the_ttl_when_its_ag
         at(&gone["stoppedAt"]) >= recovered + chrono::Duration::from_std(TTL / 2).unwrap(),
         "the abandoned lease got no grace: {gone}"
     );
-    assert!(graced(&app).await);
+    assert!(graced(&app.db).await);
     assert!(metric(&app, "warren_outage_graces_total").await >= Some(1.0));
 
     stop.cancel();
@@ -179,8 +160,8 @@ async fn no_tunnel_fails_for_a_warren_outage_longer_than_the_ttl_when_its_agent_
     for id in &resuming {
         assert_eq!(tunnel(&app, &token, id).await["status"], "active");
     }
-    assert_eq!(failures(&app, &resuming).await, 0);
-    assert!(graced(&app).await);
+    assert_eq!(failures(&app.db, &resuming).await, 0);
+    assert!(graced(&app.db).await);
     stop.cancel();
     app.stop().await;
 }
@@ -193,5 +174,5 @@ async fn a_reaper_that_keeps_running_gives_no_grace_and_expires_leases_on_time()
     let created = tunnel(&app, &user.token, &id).await;
     let gone = expired(&app, &user.token, &id, Duration::from_secs(20)).await;
     assert_eq!(gone["stoppedAt"], created["lease"]["expiresAt"]);
-    assert!(!graced(&app).await);
+    assert!(!graced(&app.db).await);
 }

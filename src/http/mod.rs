@@ -45,6 +45,10 @@ use error::{problem, AppError};
 /// Request bodies larger than this are refused with 413.
 pub const BODY_LIMIT: usize = 1024 * 1024;
 
+/// A request still running after this is answered 503: the longest a SIGTERM drain waits for
+/// a request in flight (the Helm chart's grace period is checked against it).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Every route of the service, with the layers every request goes through: the API's
 /// routes, exactly those the OpenAPI document describes (see [`openapi::api`]), and beside
 /// them the web dashboard's pages ([`dashboard::router`]), which are not part of the API.
@@ -75,7 +79,7 @@ pub fn router(state: AppState) -> Router {
                 .layer(CatchPanicLayer::custom(panic_response))
                 .layer(TimeoutLayer::with_status_code(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    Duration::from_secs(30),
+                    REQUEST_TIMEOUT,
                 )),
         )
         .with_state(state)

@@ -11,16 +11,26 @@
 pub mod browser;
 pub mod clock;
 pub mod dashboard;
+pub mod env;
 pub mod envelope;
 pub mod fleet;
+pub mod helm;
+pub mod load;
 pub mod openapi;
+pub mod pgbouncer;
 pub mod postgres;
+pub mod process;
+pub mod proxy;
+pub mod replication;
 pub mod sse;
+pub mod transitions;
 pub mod wait;
 
 // Every test binary compiles all of `common`; not every one uses each helper.
 #[allow(unused_imports)]
 pub use envelope::{assert_envelope, envelope, envelope_error, envelope_of};
+#[allow(unused_imports)]
+pub use proxy::Proxy;
 #[allow(unused_imports)]
 pub use wait::eventually;
 
@@ -179,49 +189,6 @@ pub async fn metric(app: &TestApp, name: &str) -> Option<f64> {
         .find_map(|value| value.trim().parse().ok())
 }
 
-/// A TCP proxy in front of a server whose link can be cut and restored: a network cut
-/// between an agent and a Warren that itself stays up.
-pub struct Proxy {
-    pub base: String,
-    up: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
-}
-
-impl Proxy {
-    pub async fn start(target: SocketAddr) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let up = std::sync::Arc::new(tokio::sync::watch::channel(true).0);
-        let link = up.clone();
-        tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                let mut watch = link.subscribe();
-                if !*watch.borrow() {
-                    continue; // dropped at once: the agent sees a network error
-                }
-                tokio::spawn(async move {
-                    let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        _ = watch.wait_for(|up| !*up) => {}
-                    }
-                });
-            }
-        });
-        Self { base, up }
-    }
-
-    /// Drops every connection and refuses new ones until [`Proxy::restore`].
-    pub fn cut(&self) {
-        self.up.send_replace(false);
-    }
-
-    pub fn restore(&self) {
-        self.up.send_replace(true);
-    }
-}
-
 /// A new database with the migrations applied; its URL.
 pub async fn fresh_database() -> String {
     let server = server();
@@ -291,6 +258,19 @@ impl TestApp {
             db: pool,
             database_url: url.to_owned(),
             server: Some(server),
+        }
+    }
+
+    /// A client of a server this process did not start (another process, a proxy), at
+    /// `base` (`http://host:port`), whose database is `database_url`.
+    pub fn remote(base: &str, database_url: &str) -> Self {
+        Self {
+            addr: base.trim_start_matches("http://").parse().unwrap(),
+            base: base.to_owned(),
+            client: reqwest::Client::new(),
+            db: PgPool::connect_lazy(database_url).unwrap(),
+            database_url: database_url.to_owned(),
+            server: None,
         }
     }
 
