@@ -7,8 +7,8 @@ mod common;
 use std::time::Duration;
 
 use common::dashboard::{tunnel_status, Visitor};
-use common::sse::Json;
 use common::fleet::{ingest, snapshot};
+use common::sse::Json;
 use common::*;
 use reqwest::StatusCode;
 use serde_json::json;

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use common::dashboard::Visitor;
-use common::sse::Json;
 use common::fleet::{ingest, snapshot, with};
+use common::sse::Json;
 use common::*;
 use reqwest::StatusCode;
 use serde_json::json;
