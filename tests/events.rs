@@ -326,7 +326,10 @@ async fn the_log_pages_with_a_link_filters_by_type_and_subject_and_names_bad_par
         ("limit=1001", "limit"),
         ("types=tunnel.failed", "types"),
         ("types=tunnel.failed.v1,nope", "types"),
+        ("types=tunnel.failed.v1,%20tunnel.active.v1", "types"),
         ("subject=nope", "subject"),
+        ("subject=", "subject"),
+        ("subject=67e5504410b1426f9247bb680e5fe0c8", "subject"),
     ] {
         let answer = app.get(&format!("/v1/events?{query}"), &user.token).await;
         let problem = problem_of(answer, StatusCode::BAD_REQUEST, "validation_failed").await;

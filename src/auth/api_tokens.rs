@@ -55,7 +55,7 @@ impl TokenView {
 
 impl Auth {
     /// Creates an API token; the secret is in this answer only.
-    #[tracing::instrument(skip_all, err)]
+    #[tracing::instrument(skip_all, err(level = "info"))]
     pub async fn create_token(
         &self,
         caller: &Principal,
@@ -94,7 +94,7 @@ impl Auth {
     }
 
     /// The account's API tokens, without their secrets.
-    #[tracing::instrument(skip_all, err)]
+    #[tracing::instrument(skip_all, err(level = "info"))]
     pub async fn list_tokens(&self, caller: &Principal) -> Result<Vec<TokenView>, Error> {
         caller.require(Scope::TokensWrite)?;
         let mut conn = self.db.acquire().await?;
@@ -108,7 +108,7 @@ impl Auth {
     /// Revokes a token at once: refused here before this returns, and on other replicas as
     /// soon as the database's notification reaches them. The revocation is logged with the
     /// revoking caller as its principal, which may be the token itself.
-    #[tracing::instrument(skip_all, err)]
+    #[tracing::instrument(skip_all, err(level = "info"))]
     pub async fn revoke_token(&self, caller: &Principal, id: Uuid) -> Result<(), Error> {
         caller.require(Scope::TokensWrite)?;
         let mut tx = self.db.begin().await?;

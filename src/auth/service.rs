@@ -79,7 +79,7 @@ impl Auth {
 
     /// Registers a user with a new account. Open to anyone only when the server allows
     /// registration; the very first user may always register.
-    #[tracing::instrument(skip_all, err)]
+    #[tracing::instrument(skip_all, err(level = "info"))]
     pub async fn register(&self, email: &str, password: String) -> Result<Registered, Error> {
         let email = email.trim().to_owned();
         validate_email(&email)?;
@@ -104,7 +104,7 @@ impl Auth {
     }
 
     /// Exchanges an email and password for an access token (see [`Auth::check_password`]).
-    #[tracing::instrument(skip_all, err)]
+    #[tracing::instrument(skip_all, err(level = "info"))]
     pub async fn login(
         &self,
         email: &str,

@@ -18,7 +18,7 @@ pub struct SessionRow {
 }
 
 /// Stores a session that ends `ttl` from now; when it ends.
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 pub async fn insert(
     conn: &mut PgConnection,
     secret_hash: &[u8],
@@ -42,7 +42,7 @@ pub async fn insert(
 }
 
 /// The unexpired session with this secret hash.
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 pub async fn find(
     conn: &mut PgConnection,
     secret_hash: &[u8],
@@ -59,7 +59,7 @@ pub async fn find(
 }
 
 /// Deletes the session; whether there was one.
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 pub async fn delete(conn: &mut PgConnection, secret_hash: &[u8]) -> Result<bool, sqlx::Error> {
     let done = sqlx::query!(
         "DELETE FROM dashboard_sessions WHERE secret_hash = $1",
@@ -71,7 +71,7 @@ pub async fn delete(conn: &mut PgConnection, secret_hash: &[u8]) -> Result<bool,
 }
 
 /// Deletes up to `limit` expired sessions; how many.
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 pub async fn delete_expired(conn: &mut PgConnection, limit: i64) -> Result<u64, sqlx::Error> {
     let done = sqlx::query!(
         "DELETE FROM dashboard_sessions WHERE secret_hash = ANY (ARRAY(

@@ -53,7 +53,7 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 impl Auth {
     /// Signs in with an email and password (rate limited like a login) and starts a session.
-    #[tracing::instrument(skip_all, err)]
+    #[tracing::instrument(skip_all, err(level = "info"))]
     pub async fn start_session(
         &self,
         email: &str,
@@ -78,7 +78,7 @@ impl Auth {
 
     /// The live session a cookie secret belongs to; `None` when it is unknown, ended or
     /// expired.
-    #[tracing::instrument(skip_all, err)]
+    #[tracing::instrument(skip_all, err(level = "info"))]
     pub async fn session(&self, secret: &str) -> Result<Option<Session>, Error> {
         let mut conn = self.db.acquire().await?;
         let row = store::find(&mut conn, &tokens::digest(secret)).await?;
@@ -96,7 +96,7 @@ impl Auth {
     }
 
     /// Ends the session (signing out); ending an unknown one is not an error.
-    #[tracing::instrument(skip_all, err)]
+    #[tracing::instrument(skip_all, err(level = "info"))]
     pub async fn end_session(&self, secret: &str) -> Result<(), Error> {
         let mut conn = self.db.acquire().await?;
         if store::delete(&mut conn, &tokens::digest(secret)).await? {

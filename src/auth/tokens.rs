@@ -42,7 +42,7 @@ pub struct NewToken<'a> {
     pub expires_in_secs: Option<i64>,
 }
 
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 pub async fn insert(
     conn: &mut PgConnection,
     new: NewToken<'_>,
@@ -65,7 +65,7 @@ pub async fn insert(
     .await
 }
 
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 pub async fn list(
     conn: &mut PgConnection,
     account_id: Uuid,
@@ -87,7 +87,7 @@ pub struct Deleted {
 }
 
 /// Deletes the token; `None` when the account has no such token.
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 pub async fn delete(
     conn: &mut PgConnection,
     account_id: Uuid,
@@ -120,7 +120,7 @@ pub struct Grant {
 }
 
 /// What a live (not expired, not revoked) token grants.
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 pub async fn principal_for(
     conn: &mut PgConnection,
     hash: &[u8],
@@ -145,7 +145,7 @@ pub async fn principal_for(
 
 /// As [`principal_for`], for Cloudflare's `X-Auth-Email` + `X-Auth-Key`: the key must be an
 /// API token of the user with that email.
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 pub async fn principal_for_email_key(
     conn: &mut PgConnection,
     email: &str,

@@ -16,7 +16,7 @@ pub struct UserCredentials {
 }
 
 /// Serialises registrations, so "is this the first user?" cannot be answered twice with yes.
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 pub async fn lock_registrations(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
     sqlx::query!("SELECT pg_advisory_xact_lock(hashtext('warren.register'))")
         .execute(conn)
@@ -24,7 +24,7 @@ pub async fn lock_registrations(conn: &mut PgConnection) -> Result<(), sqlx::Err
     Ok(())
 }
 
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 pub async fn any_user_exists(conn: &mut PgConnection) -> Result<bool, sqlx::Error> {
     let row = sqlx::query!(r#"SELECT EXISTS (SELECT 1 FROM users) AS "exists!""#)
         .fetch_one(conn)
@@ -33,7 +33,7 @@ pub async fn any_user_exists(conn: &mut PgConnection) -> Result<bool, sqlx::Erro
 }
 
 /// Creates a new account with this user as its first member.
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 pub async fn create_with_account(
     conn: &mut PgConnection,
     email: &str,
@@ -60,7 +60,7 @@ pub async fn create_with_account(
     })
 }
 
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 pub async fn credentials_by_email(
     conn: &mut PgConnection,
     email: &str,

@@ -25,7 +25,13 @@ pub async fn events(args: ServerArgs, command: EventsCommand) -> anyhow::Result<
         } => {
             let mut query = Vec::new();
             if let Some(types) = types {
-                query.push(format!("types={types}"));
+                // The API takes the names exactly, comma-joined; a person may type spaces.
+                let names: Vec<&str> = types
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .collect();
+                query.push(format!("types={}", names.join(",")));
             }
             if let Some(subject) = subject {
                 query.push(format!("subject={subject}"));

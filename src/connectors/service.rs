@@ -27,7 +27,7 @@ impl Connectors {
 
     /// The tunnel's connectors with their connections; not found when the tunnel is not the
     /// caller's. Only `connector` when given.
-    #[tracing::instrument(skip_all, err)]
+    #[tracing::instrument(skip_all, err(level = "info"))]
     pub async fn list(
         &self,
         caller: &Principal,
@@ -66,7 +66,7 @@ impl Connectors {
 
     /// Removes one connector (`client_id`, a UUID the caller sent as the parameter named
     /// `param`), or all of them, whatever their state; an unknown connector is not found.
-    #[tracing::instrument(skip_all, err)]
+    #[tracing::instrument(skip_all, err(level = "info"))]
     pub async fn remove(
         &self,
         caller: &Principal,

@@ -26,7 +26,7 @@ use crate::time::{millis, Timestamp};
 /// * On a change, `reported` upserts the listed connections (clearing `dropped_at`, so a
 ///   connection that comes back is live again) and `dropped` stamps `dropped_at` on those the
 ///   connector no longer lists, which starts their reconnect grace.
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 pub async fn record_report(
     conn: &mut PgConnection,
     tunnel_id: Uuid,
@@ -103,7 +103,7 @@ pub struct Clocks {
 
 /// The tunnel's connectors that are not gone, with their connections that are not gone,
 /// oldest connector first; only `connector` when given.
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 pub async fn list(
     conn: &mut PgConnection,
     account_id: Uuid,
@@ -218,7 +218,7 @@ impl Gone {
 
 /// Removes the connector `connector`, or every connector of the tunnel, whatever their state;
 /// the ones removed.
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 pub async fn delete(
     conn: &mut PgConnection,
     tunnel_id: Uuid,
@@ -239,7 +239,7 @@ pub async fn delete(
 }
 
 /// Deletes the connectors whose reconnect grace has run out; the ones deleted.
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 pub async fn sweep_connectors(
     conn: &mut PgConnection,
     clocks: Clocks,
@@ -261,7 +261,7 @@ pub async fn sweep_connectors(
 }
 
 /// Deletes the connections whose reconnect grace has run out; how many.
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 pub async fn sweep_connections(
     conn: &mut PgConnection,
     clocks: Clocks,

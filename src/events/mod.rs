@@ -201,6 +201,24 @@ pub fn type_schema() -> utoipa::openapi::schema::Schema {
         .into()
 }
 
+/// The `types` filter as the API takes it: empty (no filter), or known event types joined by
+/// commas, nothing else (no spaces).
+pub fn types_filter_schema() -> utoipa::openapi::schema::Schema {
+    let names: Vec<String> = EventType::ALL
+        .iter()
+        .map(|t| t.as_str().replace('.', "\\."))
+        .collect();
+    let one = format!("({})", names.join("|"));
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .description(Some(
+            "Comma-separated event types, e.g. `tunnel.failed.v1,connector.disconnected.v1`.",
+        ))
+        .pattern(Some(format!("^$|^{one}(,{one})*$")))
+        .examples(["tunnel.failed.v1,connector.disconnected.v1"])
+        .into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

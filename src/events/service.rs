@@ -60,7 +60,7 @@ impl Events {
 
     /// The events after `after`, in order. A position whose next events were deleted by
     /// retention is refused (`events_expired`), so that no reader skips events unknowingly.
-    #[tracing::instrument(skip_all, err)]
+    #[tracing::instrument(skip_all, err(level = "info"))]
     pub async fn page(&self, caller: &Principal, query: EventQuery<'_>) -> Result<Page, Error> {
         caller.require(Scope::EventsRead)?;
         let after = position("after", query.after)?.unwrap_or(0);
@@ -80,7 +80,7 @@ impl Events {
     /// The latest events (before the event id `before`, when given), newest first: the log
     /// read backwards, as a feed shows it. `types`, `subject` and `limit` as for [`Events::page`];
     /// the answer's `next_after` is the `before` of the next, older page.
-    #[tracing::instrument(skip_all, err)]
+    #[tracing::instrument(skip_all, err(level = "info"))]
     pub async fn recent(
         &self,
         caller: &Principal,
@@ -99,7 +99,7 @@ impl Events {
     /// Follows the log: every event after the position (`last_event_id`, else `after`, else
     /// only events from now on), then each new one as it commits, from whichever replica.
     /// A position older than retention starts with a [`StreamItem::Reset`].
-    #[tracing::instrument(skip_all, err)]
+    #[tracing::instrument(skip_all, err(level = "info"))]
     pub async fn subscribe(
         &self,
         caller: &Principal,
@@ -171,11 +171,12 @@ fn position(name: &str, raw: Option<&str>) -> Result<Option<i64>, Error> {
 }
 
 fn filter(types: Option<&str>, subject: Option<&str>) -> Result<Filter, Error> {
+    // An empty `types` is no filter; otherwise every comma-separated name must be a known
+    // type, exactly as written (the OpenAPI pattern says the same).
     let types = types
-        .filter(|t| !t.trim().is_empty())
+        .filter(|t| !t.is_empty())
         .map(|raw| {
             raw.split(',')
-                .map(str::trim)
                 .map(|name| {
                     EventType::parse(name)
                         .map(|t| t.as_str().to_owned())
@@ -193,13 +194,18 @@ fn filter(types: Option<&str>, subject: Option<&str>) -> Result<Filter, Error> {
                 .collect::<Result<Vec<_>, _>>()
         })
         .transpose()?;
+    // A subject, when given, is a hyphenated UUID (`8-4-4-4-12` hex digits).
     let subject = subject
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
         .map(|raw| {
-            Uuid::try_parse(raw).map_err(|_| {
-                Error::bad_param("subject", format!("subject must be a UUID; got `{raw}`"))
-            })
+            Uuid::try_parse(raw)
+                .ok()
+                .filter(|_| raw.len() == 36)
+                .ok_or_else(|| {
+                    Error::bad_param(
+                        "subject",
+                        format!("subject must be a UUID like 8-4-4-4-12 hex digits; got `{raw}`"),
+                    )
+                })
         })
         .transpose()?;
     Ok(Filter { types, subject })
@@ -232,8 +238,25 @@ mod tests {
             };
             assert_eq!(field, "after");
         }
-        let f = filter(Some("tunnel.failed.v1, token.created.v1"), None).unwrap();
+        let f = filter(Some("tunnel.failed.v1,token.created.v1"), None).unwrap();
         assert_eq!(f.types.unwrap().len(), 2);
+        assert!(filter(Some(""), None).unwrap().types.is_none());
+        for bad in [
+            "tunnel.failed.v1, token.created.v1",
+            "tunnel.failed.v1,",
+            " ",
+        ] {
+            assert!(matches!(
+                filter(Some(bad), None),
+                Err(Error::Invalid { field, .. }) if field == "types"
+            ));
+        }
+        for bad in ["", "nope", "67e5504410b1426f9247bb680e5fe0c8"] {
+            assert!(matches!(
+                filter(None, Some(bad)),
+                Err(Error::Invalid { field, .. }) if field == "subject"
+            ));
+        }
         assert!(matches!(
             filter(Some("tunnel.failed"), None),
             Err(Error::Invalid { field, .. }) if field == "types"

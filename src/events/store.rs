@@ -13,7 +13,7 @@ use crate::time::millis;
 
 /// Appends `events` (in order) in the caller's transaction; how many were appended. Takes the
 /// accounts' sequence locks until the transaction ends: call it after every other write.
-#[tracing::instrument(skip_all, err, fields(events = events.len()))]
+#[tracing::instrument(skip_all, err(level = "info"), fields(events = events.len()))]
 pub async fn append(conn: &mut PgConnection, events: &[NewEvent]) -> Result<u64, sqlx::Error> {
     if events.is_empty() {
         return Ok(0);
@@ -68,7 +68,7 @@ impl Row {
 }
 
 /// Up to `limit` of the account's events after `after`, in order.
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 pub async fn after(
     conn: &mut PgConnection,
     account_id: Uuid,
@@ -96,7 +96,7 @@ pub async fn after(
 }
 
 /// Up to `limit` of the account's events before `before` (all when `None`), newest first.
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 pub async fn before(
     conn: &mut PgConnection,
     account_id: Uuid,
@@ -124,7 +124,7 @@ pub async fn before(
 }
 
 /// The id of the account's latest event (0 before the first).
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 pub async fn last_id(conn: &mut PgConnection, account_id: Uuid) -> Result<i64, sqlx::Error> {
     let last = sqlx::query_scalar!(
         "SELECT last_id FROM event_sequences WHERE account_id = $1",
@@ -141,7 +141,7 @@ pub async fn last_id(conn: &mut PgConnection, account_id: Uuid) -> Result<i64, s
 /// `after + 1` is missing exactly when it was deleted. A position past the latest event was
 /// never handed out (the log was restored from an older backup, say): it continues from
 /// the latest.
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 pub async fn trimmed_after(
     conn: &mut PgConnection,
     account_id: Uuid,
@@ -166,7 +166,7 @@ pub async fn trimmed_after(
 }
 
 /// Deletes up to `limit` events older than `retention`; how many.
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 pub async fn delete_older_than(
     conn: &mut PgConnection,
     retention: Duration,

@@ -22,7 +22,7 @@ use crate::events::{EventType, NewEvent};
 pub type Latest = HashMap<Uuid, (DateTime<Utc>, String)>;
 
 /// Locks the batch's devices until the transaction ends, and reads their latest snapshots.
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 pub async fn lock_and_read(
     conn: &mut PgConnection,
     account_id: Uuid,

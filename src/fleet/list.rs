@@ -46,7 +46,7 @@ pub struct Total {
 }
 
 /// A page of the chosen source and how many rows match.
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 pub async fn list(
     conn: &mut PgConnection,
     account_id: Uuid,

@@ -61,7 +61,7 @@ impl Fleet {
 
     /// Stores one snapshot or an array of them: all valid, or nothing stored. A device whose
     /// status changed logs `device.status_changed.v1` (see [`super::changes`]).
-    #[tracing::instrument(skip_all, err)]
+    #[tracing::instrument(skip_all, err(level = "info"))]
     pub async fn ingest(&self, caller: &Principal, body: Value) -> Result<Ingested, Error> {
         caller.require(Scope::DexWrite)?;
         let batch = super::parse_batch(body, Utc::now())?;
@@ -79,7 +79,7 @@ impl Fleet {
     }
 
     /// Lists the caller's devices; a page past the end is an empty page, not an error.
-    #[tracing::instrument(skip_all, err)]
+    #[tracing::instrument(skip_all, err(level = "info"))]
     pub async fn list(
         &self,
         caller: &Principal,
@@ -106,7 +106,7 @@ impl Fleet {
     /// How many devices were in each status, hour by hour over the last `hours` hours (1 to
     /// 168), by each device's last state in the hour; filtered by the list's dimension filters
     /// (`raw`'s time range, page and sort do not apply).
-    #[tracing::instrument(skip_all, err)]
+    #[tracing::instrument(skip_all, err(level = "info"))]
     pub async fn hourly_status_counts(
         &self,
         caller: &Principal,
@@ -129,7 +129,7 @@ impl Fleet {
 
     /// The device's latest snapshot within `since_minutes` of `time_now` (default: now); not
     /// found when there is none, or when the device is another account's.
-    #[tracing::instrument(skip_all, err)]
+    #[tracing::instrument(skip_all, err(level = "info"))]
     pub async fn live(
         &self,
         caller: &Principal,

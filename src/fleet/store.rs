@@ -16,7 +16,7 @@ use super::{DeviceRow, Snapshot, StatusCount};
 
 /// Stores a validated batch for `account_id`; returns how many snapshots were new (a
 /// snapshot of the same device and instant already stored is skipped, so retries are safe).
-#[tracing::instrument(skip_all, err, fields(batch = batch.len()))]
+#[tracing::instrument(skip_all, err(level = "info"), fields(batch = batch.len()))]
 pub async fn insert_batch(
     conn: &mut PgConnection,
     account_id: Uuid,
@@ -105,7 +105,7 @@ async fn upsert_hours(
 }
 
 /// The device's latest snapshot in [`from`, `to`], optionally only from these colos.
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 pub async fn live(
     conn: &mut PgConnection,
     account_id: Uuid,
@@ -135,7 +135,7 @@ pub async fn live(
 
 /// How many devices were in each status, hour by hour from `from` (an hour's start), by
 /// each device's last state in the hour; the filters as the list applies them.
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 pub async fn hourly_status_counts(
     conn: &mut PgConnection,
     account_id: Uuid,
@@ -165,7 +165,7 @@ pub async fn hourly_status_counts(
 }
 
 /// Deletes up to `limit` raw snapshots older than the retention; how many it deleted.
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 pub async fn delete_old_snapshots(conn: &mut PgConnection, limit: i64) -> Result<u64, sqlx::Error> {
     let done = sqlx::query!(
         "DELETE FROM device_snapshots WHERE id IN (
@@ -179,7 +179,7 @@ pub async fn delete_old_snapshots(conn: &mut PgConnection, limit: i64) -> Result
 }
 
 /// Deletes up to `limit` hourly rows whose whole hour is older than the retention.
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 pub async fn delete_old_hours(conn: &mut PgConnection, limit: i64) -> Result<u64, sqlx::Error> {
     let done = sqlx::query!(
         "DELETE FROM device_hourly WHERE (account_id, device_id, hour) IN (

@@ -40,7 +40,7 @@ pub struct Credentials {
         (status = 409, description = "The email is already registered (`email_taken`)"),
     )
 )]
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 async fn register(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<Credentials>,
@@ -60,7 +60,7 @@ async fn register(
         (status = 429, description = "Too many attempts (`rate_limited`); retry after `Retry-After` seconds"),
     )
 )]
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 async fn login(
     State(state): State<AppState>,
     OriginIp(client): OriginIp,

@@ -33,7 +33,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         (status = 404, description = "No such tunnel in the caller's account (`not_found`)"),
     )
 )]
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 async fn list(
     State(state): State<AppState>,
     caller: Principal,
@@ -61,7 +61,7 @@ pub struct CleanupQuery {
         (status = 404, description = "No such tunnel in the caller's account, or no such connector (`not_found`)"),
     )
 )]
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 async fn cleanup(
     State(state): State<AppState>,
     caller: Principal,
@@ -89,7 +89,7 @@ async fn cleanup(
         (status = 404, description = "No such tunnel in the caller's account, or no such connector (`not_found`)"),
     )
 )]
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 async fn show(
     State(state): State<AppState>,
     caller: Principal,

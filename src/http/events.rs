@@ -35,9 +35,9 @@ pub struct EventsQuery {
     #[param(value_type = Option<i64>, minimum = 0)]
     after: Option<String>,
     /// Comma-separated event types, e.g. `tunnel.failed.v1,connector.disconnected.v1`.
-    #[param(example = "tunnel.failed.v1,connector.disconnected.v1")]
+    #[param(schema_with = crate::events::types_filter_schema)]
     types: Option<String>,
-    /// Only events about this tunnel, device or token.
+    /// Only events about this tunnel, device or token (a hyphenated UUID).
     #[param(value_type = Option<uuid::Uuid>)]
     subject: Option<String>,
     /// Page size, 1 to 1000 (default 100).
@@ -68,7 +68,7 @@ impl EventsQuery {
         (status = 410, description = "The events after `after` were deleted by retention (`events_expired`); `resumeAfter` says where the log continues"),
     )
 )]
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 async fn list(
     State(state): State<AppState>,
     caller: Principal,
@@ -119,7 +119,7 @@ pub(crate) fn encode(value: &str) -> String {
         (status = 200, description = "The stream of events", content_type = "text/event-stream", body = String),
     )
 )]
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 async fn stream(
     State(state): State<AppState>,
     caller: Principal,

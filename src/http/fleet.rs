@@ -39,7 +39,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         (status = 422, description = "A snapshot field is invalid (`validation_failed`; `field` is prefixed with the snapshot's index, `[3].cpuPct`)"),
     )
 )]
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 async fn ingest(
     State(state): State<AppState>,
     caller: Principal,
@@ -95,7 +95,7 @@ impl IntoParams for NativeListParams {
         (status = 200, description = "A page; past the end, an empty one", body = DevicePage),
     )
 )]
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 async fn list(
     State(state): State<AppState>,
     caller: Principal,
@@ -134,7 +134,7 @@ impl IntoParams for NativeLiveParams {
         (status = 404, description = "No snapshot of this device in the window, in the caller's account (`not_found`)"),
     )
 )]
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 async fn live(
     State(state): State<AppState>,
     caller: Principal,

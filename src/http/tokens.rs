@@ -48,7 +48,7 @@ pub struct CreateToken {
         (status = 201, description = "The token, with its secret", body = TokenView),
     )
 )]
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 async fn create(
     State(state): State<AppState>,
     caller: Principal,
@@ -71,7 +71,7 @@ async fn create(
         (status = 200, description = "The tokens", body = Vec<TokenView>),
     )
 )]
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 async fn list(
     State(state): State<AppState>,
     caller: Principal,
@@ -89,7 +89,7 @@ async fn list(
         (status = 404, description = "No such token in the caller's account (`not_found`)"),
     )
 )]
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 async fn revoke(
     State(state): State<AppState>,
     caller: Principal,

@@ -46,7 +46,7 @@ pub struct ListQuery {
             headers(("Link" = String, description = "`<…>; rel=\"next\"` when there is a next page"))),
     )
 )]
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 async fn list(
     State(state): State<AppState>,
     caller: Principal,

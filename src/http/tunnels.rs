@@ -48,7 +48,7 @@ pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
         (status = 422, description = "A body field is invalid (`validation_failed`, naming `field`), or the Idempotency-Key was used with another body (`idempotency_key_reused`)"),
     )
 )]
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 async fn create(
     State(state): State<AppState>,
     caller: Principal,
@@ -74,7 +74,7 @@ async fn create(
         (status = 404, description = "No such tunnel in the caller's account (`not_found`)"),
     )
 )]
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 async fn show(
     State(state): State<AppState>,
     caller: Principal,
@@ -103,7 +103,7 @@ pub struct PatchTunnel {
         (status = 409, description = "The state machine does not allow this transition (`invalid_transition`, with `from` and `to`)"),
     )
 )]
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 async fn update(
     State(state): State<AppState>,
     caller: Principal,
@@ -128,7 +128,7 @@ async fn update(
         (status = 409, description = "The tunnel is live; stop it first (`tunnel_live`)"),
     )
 )]
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 async fn remove(
     State(state): State<AppState>,
     caller: Principal,

@@ -26,7 +26,7 @@ pub struct Grace {
 /// The reaper's tick: stamps the clock and, when the previous stamp is older than
 /// `stall_after`, extends every live lease to at least `lease_ttl` from now. The clock row
 /// stays locked until the caller commits, so two replicas cannot both give the grace.
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 pub async fn tick(
     conn: &mut PgConnection,
     stall_after: Duration,
@@ -70,7 +70,7 @@ pub async fn tick(
 
 /// Stamps the clock without looking at the gap: the reaper is running (between batches of
 /// a long sweep), so a long sweep is never mistaken for an outage.
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 pub async fn touch(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
     sqlx::query!("UPDATE lease_clock SET reaper_ran_at = now() WHERE reaper_ran_at IS NOT NULL")
         .execute(conn)

@@ -18,7 +18,7 @@ impl Tunnels {
     /// changes nothing, not even the lease. A tunnel that cannot be renewed is not found, or
     /// a conflict saying whether its lease ran out (`lease_expired`) or it was ended
     /// (`tunnel_not_live`).
-    #[tracing::instrument(skip_all, err)]
+    #[tracing::instrument(skip_all, err(level = "info"))]
     pub async fn heartbeat(
         &self,
         caller: &Principal,

@@ -17,7 +17,7 @@ pub enum Claim {
     },
 }
 
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 pub async fn claim(
     conn: &mut PgConnection,
     account_id: Uuid,
@@ -57,7 +57,7 @@ pub async fn claim(
     })
 }
 
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 pub async fn complete(
     conn: &mut PgConnection,
     account_id: Uuid,
@@ -76,7 +76,7 @@ pub async fn complete(
 }
 
 /// Forgets up to `limit` keys older than 24 hours.
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 pub async fn purge_expired(conn: &mut PgConnection, limit: i64) -> Result<u64, sqlx::Error> {
     let done = sqlx::query!(
         "DELETE FROM idempotency_keys WHERE ctid = ANY (ARRAY(

@@ -60,7 +60,7 @@ impl<'a> Expiry<'a> {
 /// `stoppedAt` is the moment the lease ran out. Waits for rows another transaction holds,
 /// then re-checks them, so a lease renewed meanwhile is left alone and no tunnel is
 /// transitioned twice.
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 pub async fn expire_due(
     conn: &mut PgConnection,
     due: Due<'_>,
@@ -107,7 +107,7 @@ pub async fn expire_due(
 /// sort the whole live set for every batch). The statement writes the batch's transition log
 /// and events itself, set-based, instead of the row trigger (`warren.transitions_logged`
 /// tells the trigger so): it only ever moves live tunnels to `failed` or `stopped`.
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 pub async fn reap_batch(
     conn: &mut PgConnection,
     limit: i64,
@@ -186,7 +186,7 @@ pub struct RenewedRow {
 /// bumps that connector's `last_seen_at` in the same statement; any other connector report
 /// is left to the caller. A renewal that moves a tunnel from `creating` to `active` logs
 /// `tunnel.active.v1` in the same statement.
-#[tracing::instrument(skip_all, err, fields(batch = renewals.len()))]
+#[tracing::instrument(skip_all, err(level = "info"), fields(batch = renewals.len()))]
 pub async fn renew_many(
     conn: &mut PgConnection,
     renewals: &[Renewal],

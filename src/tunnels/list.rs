@@ -26,7 +26,7 @@ pub struct Page {
 
 impl Tunnels {
     /// A page of the caller's tunnels, newest first; only live ones unless asked.
-    #[tracing::instrument(skip_all, err)]
+    #[tracing::instrument(skip_all, err(level = "info"))]
     pub async fn list(&self, caller: &Principal, request: ListRequest<'_>) -> Result<Page, Error> {
         caller.require(Scope::TunnelsRead)?;
         let include_inactive = parse_bool_param("includeInactive", request.include_inactive)?;

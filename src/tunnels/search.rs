@@ -83,7 +83,7 @@ impl SearchRequest<'_> {
 
 impl Tunnels {
     /// A page of the caller's tunnels matching the filters, newest first.
-    #[tracing::instrument(skip_all, err)]
+    #[tracing::instrument(skip_all, err(level = "info"))]
     pub async fn search(
         &self,
         caller: &Principal,
@@ -116,7 +116,7 @@ impl Tunnels {
     }
 
     /// The tunnel's states over the `window` that ends now, from its transition log.
-    #[tracing::instrument(skip_all, err)]
+    #[tracing::instrument(skip_all, err(level = "info"))]
     pub async fn timeline(
         &self,
         caller: &Principal,

@@ -120,7 +120,7 @@ impl Tunnels {
     /// Creates a tunnel in state `creating` with a fresh lease. With an idempotency key (as
     /// sent), a repeat of the same request within 24 hours answers the tunnel the first one
     /// created.
-    #[tracing::instrument(skip_all, err)]
+    #[tracing::instrument(skip_all, err(level = "info"))]
     pub async fn create(
         &self,
         caller: &Principal,
@@ -191,7 +191,7 @@ impl Tunnels {
     }
 
     /// One tunnel of the caller's account.
-    #[tracing::instrument(skip_all, err)]
+    #[tracing::instrument(skip_all, err(level = "info"))]
     pub async fn get(&self, caller: &Principal, id: Uuid) -> Result<TunnelView, Error> {
         caller.require(Scope::TunnelsRead)?;
         let mut conn = self.fresh(Due::tunnel(id)).await?;
@@ -200,7 +200,7 @@ impl Tunnels {
 
     /// An explicit transition of the state machine; any transition it does not allow is a
     /// conflict naming both states.
-    #[tracing::instrument(skip_all, err)]
+    #[tracing::instrument(skip_all, err(level = "info"))]
     pub async fn update(
         &self,
         caller: &Principal,
@@ -241,7 +241,7 @@ impl Tunnels {
     }
 
     /// Removes a `stopped` or `failed` tunnel from the history; a live one is a conflict.
-    #[tracing::instrument(skip_all, err)]
+    #[tracing::instrument(skip_all, err(level = "info"))]
     pub async fn delete(&self, caller: &Principal, id: Uuid) -> Result<(), Error> {
         caller.require(Scope::TunnelsWrite)?;
         let mut conn = self.fresh(Due::tunnel(id)).await?;

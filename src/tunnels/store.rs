@@ -20,7 +20,7 @@ pub struct NewTunnel<'a> {
 }
 
 /// Inserts a `creating` tunnel with a fresh lease; `None` when a live tunnel holds the slug.
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 pub async fn insert(
     conn: &mut PgConnection,
     new: NewTunnel<'_>,
@@ -44,7 +44,7 @@ pub async fn insert(
 }
 
 /// The live tunnel holding `slug`: its id and account.
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 pub async fn live_holder(
     conn: &mut PgConnection,
     slug: &str,
@@ -60,7 +60,7 @@ pub async fn live_holder(
 }
 
 /// A page of the account's tunnels, newest first; only live ones unless `include_inactive`.
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 pub async fn list(
     conn: &mut PgConnection,
     account_id: Uuid,
@@ -89,7 +89,7 @@ pub async fn list(
 
 /// A page of the account's tunnels matching `filters`, newest first (see
 /// [`super::Tunnels::search`]). The slug filter matches any part of the slug.
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 pub async fn search(
     conn: &mut PgConnection,
     account_id: Uuid,
@@ -129,7 +129,7 @@ pub struct LoggedTransition {
 }
 
 /// The account's tunnel's logged transitions, in order, and the database's now.
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 pub async fn transitions(
     conn: &mut PgConnection,
     account_id: Uuid,
@@ -152,7 +152,7 @@ pub async fn transitions(
     Ok((rows, now))
 }
 
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 pub async fn get(
     conn: &mut PgConnection,
     account_id: Uuid,
@@ -173,7 +173,7 @@ pub async fn get(
 /// Moves the tunnel to `to` if it is in one of `from` with an unexpired lease: one
 /// conditional UPDATE, so of two racing requests only one can win. Entering `stopped` or
 /// `failed` sets `stoppedAt`, clears the lease and frees the slug.
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 pub async fn transition(
     conn: &mut PgConnection,
     account_id: Uuid,
@@ -209,7 +209,7 @@ pub async fn transition(
 }
 
 /// Deletes a `stopped` or `failed` tunnel; `false` when there is no such terminal tunnel.
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 pub async fn delete_terminal(
     conn: &mut PgConnection,
     account_id: Uuid,
@@ -226,7 +226,7 @@ pub async fn delete_terminal(
 }
 
 /// How many tunnels are in each state (every state, zero included), for `/metrics`.
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 pub async fn count_by_status(conn: &mut PgConnection) -> Result<Vec<(String, i64)>, sqlx::Error> {
     let rows = sqlx::query!(
         r#"SELECT s.status AS "status!", count(t.id) AS "count!"
@@ -240,7 +240,7 @@ pub async fn count_by_status(conn: &mut PgConnection) -> Result<Vec<(String, i64
 }
 
 /// Deletes up to `limit` stopped or failed tunnels that stopped longer than `retention` ago.
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 pub async fn prune_history(
     conn: &mut PgConnection,
     retention: Duration,

@@ -67,7 +67,7 @@ fn count(n: i64) -> u64 {
         (status = 200, description = "A page; past the end, `result: []`", body = CfDevicePage),
     )
 )]
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 async fn list(
     State(state): State<AppState>,
     CfCaller(caller): CfCaller,
@@ -105,7 +105,7 @@ async fn list(
         (status = 404, description = "The account is not the caller's, or no snapshot of this device in the window"),
     )
 )]
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 async fn live(
     State(state): State<AppState>,
     CfCaller(caller): CfCaller,

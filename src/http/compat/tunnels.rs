@@ -74,7 +74,7 @@ fn snake<T: Serialize>(value: T) -> Result<Value, Error> {
         (status = 404, description = "The account is not the caller's, or no such tunnel in it"),
     )
 )]
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 async fn list(
     State(state): State<AppState>,
     CfCaller(caller): CfCaller,
@@ -110,7 +110,7 @@ pub struct CleanupQuery {
         (status = 404, description = "The account is not the caller's, or no such tunnel or connector in it"),
     )
 )]
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 async fn cleanup(
     State(state): State<AppState>,
     CfCaller(caller): CfCaller,
@@ -140,7 +140,7 @@ async fn cleanup(
         (status = 404, description = "The account is not the caller's, or no such tunnel or connector in it"),
     )
 )]
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 async fn show(
     State(state): State<AppState>,
     CfCaller(caller): CfCaller,

@@ -130,8 +130,13 @@ pub async fn list(
 ) -> Result<Response, PageError> {
     let filter = EventQuery {
         after: None,
-        types: q.kind.as_deref(),
-        subject: q.subject.as_deref(),
+        // The form sends its blank fields as empty values: blank means "any".
+        types: q.kind.as_deref().filter(|t| !t.is_empty()),
+        subject: q
+            .subject
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty()),
         limit: Some(FEED_PAGE),
     };
     let page = state
