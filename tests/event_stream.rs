@@ -137,6 +137,20 @@ async fn a_position_older_than_retention_gets_a_reset_on_the_stream_and_410_on_t
     let page = app.get("/v1/events?after=2", &user.token).await;
     assert_eq!(json_of(page, StatusCode::OK).await[0]["id"], 3);
     assert_eq!(app.events(&user.token, 0).await.len(), 1);
+    // A position past the latest event was never handed out: the page refuses it, naming
+    // the latest, and a stream resets to the latest instead of waiting to skip ahead.
+    for far in ["99", "9223372036854775807"] {
+        let page = app
+            .get(&format!("/v1/events?after={far}"), &user.token)
+            .await;
+        let ahead = problem_of(page, StatusCode::CONFLICT, "event_position_ahead").await;
+        assert_eq!(ahead["resumeAfter"], 3);
+    }
+    let mut future = app.stream(&user.token, "", Some("99")).await;
+    let reset = future.event(SOON, "the reset to the latest").await;
+    assert_eq!(reset.event.as_deref(), Some("reset"));
+    assert_eq!(reset.id.as_deref(), Some("3"));
+    assert_eq!(reset.json()["requested"], 99);
     // A current position gets no reset.
     let mut current = app.stream(&user.token, "", Some("3")).await;
     app.tunnel_ids(&user.token, 1).await;

@@ -194,15 +194,25 @@ fn timestamp(
     }
 }
 
-/// A whole number ≥ 0; a whole-valued decimal (`1.0`) is accepted.
+/// The largest `configVersion`: exact in a JSON number read as a double, as the document says.
+pub const MAX_CONFIG_VERSION: i64 = 9_000_000_000_000_000;
+
+/// A whole number from 0 to [`MAX_CONFIG_VERSION`]; a whole-valued decimal (`1.0`) is accepted.
 fn config_version(obj: &Map<String, Value>) -> Result<Option<i64>, Error> {
     let field = "connector.configVersion";
-    let bad = || Error::invalid(field, format!("{field} must be a whole number ≥ 0"));
+    let bad = || {
+        Error::invalid(
+            field,
+            format!("{field} must be a whole number from 0 to {MAX_CONFIG_VERSION}"),
+        )
+    };
     match obj.get("configVersion") {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => match (n.as_i64(), n.as_f64()) {
-            (Some(v), _) if v >= 0 => Ok(Some(v)),
-            (None, Some(f)) if f.fract() == 0.0 && (0.0..9.0e15).contains(&f) => Ok(Some(f as i64)),
+            (Some(v), _) if (0..=MAX_CONFIG_VERSION).contains(&v) => Ok(Some(v)),
+            (None, Some(f)) if f.fract() == 0.0 && (0.0..=9.0e15).contains(&f) => {
+                Ok(Some(f as i64))
+            }
             _ => Err(bad()),
         },
         Some(_) => Err(bad()),
@@ -282,6 +292,10 @@ mod tests {
             ),
             (
                 json!({"id": id, "configVersion": "1"}),
+                "connector.configVersion",
+            ),
+            (
+                json!({"id": id, "configVersion": 12_720_642_838_715_518_i64}),
                 "connector.configVersion",
             ),
             (

@@ -1,7 +1,7 @@
 //! Event retention: a periodic task that deletes events older than
 //! `WARREN_EVENT_RETENTION_DAYS`, in bounded batches (several replicas may run it: deleting
 //! twice deletes nothing). A reader whose position falls in what was deleted is told so (see
-//! [`super::store::trimmed_after`]).
+//! [`super::store::gap_after`]).
 
 use std::time::Duration;
 

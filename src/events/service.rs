@@ -4,7 +4,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::hub::Hub;
-use super::store::{self, Filter};
+use super::store::{self, Filter, Gap};
 use super::stream::{self, Start, StreamItem, Subscription};
 use super::{Event, EventType};
 use crate::auth::{Principal, Scope};
@@ -68,8 +68,10 @@ impl Events {
         let limit = page_size(query.limit)?;
         let mut tx = self.db.begin().await?;
         if after > 0 {
-            if let Some(resume) = store::trimmed_after(&mut tx, caller.account_id, after).await? {
-                return Err(expired(after, resume));
+            match store::gap_after(&mut tx, caller.account_id, after).await? {
+                Gap::None => {}
+                Gap::Trimmed { resume_after } => return Err(expired(after, resume_after)),
+                Gap::Ahead { last } => return Err(ahead(after, last)),
             }
         }
         let events = store::after(&mut tx, caller.account_id, after, &filter, limit).await?;
@@ -118,16 +120,20 @@ impl Events {
         let mut conn = self.db.acquire().await?;
         let (after, reset) = match asked {
             None => (store::last_id(&mut conn, account_id).await?, None),
-            Some(after) => match store::trimmed_after(&mut conn, account_id, after).await? {
-                Some(resume_after) => {
-                    let reset = StreamItem::Reset {
-                        requested: after,
-                        resume_after,
+            Some(after) => {
+                let (resume_after, ahead) =
+                    match store::gap_after(&mut conn, account_id, after).await? {
+                        Gap::None => (after, false),
+                        Gap::Trimmed { resume_after } => (resume_after, false),
+                        Gap::Ahead { last } => (last, true),
                     };
-                    (resume_after, Some(reset))
-                }
-                None => (after, None),
-            },
+                let reset = (resume_after != after).then_some(StreamItem::Reset {
+                    requested: after,
+                    resume_after,
+                    ahead,
+                });
+                (resume_after, reset)
+            }
         };
         drop(conn);
         let start = Start {
@@ -209,6 +215,15 @@ fn filter(types: Option<&str>, subject: Option<&str>) -> Result<Filter, Error> {
         })
         .transpose()?;
     Ok(Filter { types, subject })
+}
+
+/// `after` is past the latest event: no such position was ever handed out.
+fn ahead(after: i64, last: i64) -> Error {
+    Error::conflict(
+        ErrorCode::EventPositionAhead,
+        format!("there is no event {after} yet: the latest is {last}; continue after {last}"),
+    )
+    .with("resumeAfter", last)
 }
 
 /// The events after `after` are gone: retention deleted them.

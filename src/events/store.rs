@@ -135,34 +135,47 @@ pub async fn last_id(conn: &mut PgConnection, account_id: Uuid) -> Result<i64, s
     Ok(last.unwrap_or(0))
 }
 
-/// Where a reader after `after` must continue because the events right after it were
-/// deleted by retention: the id before the oldest event kept (or the latest id, when none
-/// is kept). `None` when nothing after `after` is missing. Ids have no gaps, so the event
-/// `after + 1` is missing exactly when it was deleted. A position past the latest event was
-/// never handed out (the log was restored from an older backup, say): it continues from
-/// the latest.
+/// Where a reader's position `after` stands against the account's log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Gap {
+    /// Nothing after `after` is missing.
+    None,
+    /// Events after `after` were deleted by retention; the log goes on after `resume_after`
+    /// (the oldest kept minus one, or the latest when nothing newer is kept).
+    Trimmed { resume_after: i64 },
+    /// `after` is past the latest event (`last`): it was never handed out (the log was
+    /// restored from an older backup, say, or the caller made it up).
+    Ahead { last: i64 },
+}
+
+/// Whether events after `after` are missing. Ids have no gaps, so the event `after + 1` is
+/// missing exactly when it was deleted.
 #[tracing::instrument(skip_all, err(level = "info"))]
-pub async fn trimmed_after(
+pub async fn gap_after(
     conn: &mut PgConnection,
     account_id: Uuid,
     after: i64,
-) -> Result<Option<i64>, sqlx::Error> {
+) -> Result<Gap, sqlx::Error> {
     let row = sqlx::query!(
         r#"SELECT coalesce((SELECT last_id FROM event_sequences WHERE account_id = $1), 0) AS "last!",
-                  EXISTS (SELECT 1 FROM events WHERE account_id = $1 AND id = $2::bigint + 1) AS "next_kept!",
-                  (SELECT min(id) FROM events WHERE account_id = $1 AND id > $2::bigint) AS oldest_kept"#,
+                  EXISTS (SELECT 1 FROM events WHERE account_id = $1 AND id = $3) AS "next_kept!",
+                  (SELECT min(id) FROM events WHERE account_id = $1 AND id > $2) AS oldest_kept"#,
         account_id,
         after,
+        // Added here, not in SQL, where the largest position would overflow.
+        after.saturating_add(1),
     )
     .fetch_one(conn)
     .await?;
     if after > row.last {
-        return Ok(Some(row.last));
+        return Ok(Gap::Ahead { last: row.last });
     }
     if row.last == after || row.next_kept {
-        return Ok(None);
+        return Ok(Gap::None);
     }
-    Ok(Some(row.oldest_kept.map_or(row.last, |oldest| oldest - 1)))
+    Ok(Gap::Trimmed {
+        resume_after: row.oldest_kept.map_or(row.last, |oldest| oldest - 1),
+    })
 }
 
 /// Deletes up to `limit` events older than `retention`; how many.

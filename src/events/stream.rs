@@ -15,11 +15,13 @@ use super::Event;
 /// What a stream hands its reader.
 #[derive(Clone, Debug)]
 pub enum StreamItem {
-    /// The reader's position is older than retention: the events after it up to
-    /// `resume_after` were deleted, and the stream goes on after `resume_after`.
+    /// The reader's position is not in the log: the events after it up to `resume_after`
+    /// were deleted by retention, or it is past the latest event (`ahead`). The stream goes
+    /// on after `resume_after`.
     Reset {
         requested: i64,
         resume_after: i64,
+        ahead: bool,
     },
     Event(Arc<Event>),
 }

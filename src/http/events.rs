@@ -65,6 +65,7 @@ impl EventsQuery {
     responses(
         (status = 200, description = "The events, in order", body = Vec<Event>,
             headers(("Link" = String, description = "`<…>; rel=\"next\"` when the page is full"))),
+        (status = 409, description = "`after` is past the latest event (`event_position_ahead`); `resumeAfter` is the latest"),
         (status = 410, description = "The events after `after` were deleted by retention (`events_expired`); `resumeAfter` says where the log continues"),
     )
 )]
@@ -156,12 +157,16 @@ fn sse(item: StreamItem) -> SseEvent {
         StreamItem::Reset {
             requested,
             resume_after,
+            ahead,
         } => SseEvent::default()
             .id(resume_after.to_string())
             .event("reset")
             .data(
                 json!({
-                    "reason": "the events after the requested position are older than the retention and were deleted",
+                    "reason": match ahead {
+                        false => "the events after the requested position are older than the retention and were deleted",
+                        true => "the requested position is past the latest event",
+                    },
                     "requested": requested,
                     "resumeAfter": resume_after,
                 })

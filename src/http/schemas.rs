@@ -184,6 +184,7 @@ pub struct ConnectorReport {
     #[schema(max_length = 64, examples("2026.1.0"))]
     version: Option<String>,
     #[schema(minimum = 0, maximum = 9000000000000000_i64)]
+    // connectors::report::MAX_CONFIG_VERSION
     config_version: Option<i64>,
     #[schema(schema_with = features)]
     features: Option<Vec<String>>,
