@@ -35,10 +35,11 @@ pub enum ErrorCode {
     ServiceUnavailable,
     InternalError,
     EventsExpired,
+    WebhookDisabled,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 20] = [
+    pub const ALL: [ErrorCode; 21] = [
         ErrorCode::ValidationFailed,
         ErrorCode::MalformedJson,
         ErrorCode::UnsupportedMediaType,
@@ -59,6 +60,7 @@ impl ErrorCode {
         ErrorCode::ServiceUnavailable,
         ErrorCode::InternalError,
         ErrorCode::EventsExpired,
+        ErrorCode::WebhookDisabled,
     ];
 
     /// The stable snake_case name: problem+json's `code`.
@@ -84,6 +86,7 @@ impl ErrorCode {
             Self::ServiceUnavailable => "service_unavailable",
             Self::InternalError => "internal_error",
             Self::EventsExpired => "events_expired",
+            Self::WebhookDisabled => "webhook_disabled",
         }
     }
 
@@ -111,6 +114,7 @@ impl ErrorCode {
             Self::LeaseExpired => 1009,
             Self::ServiceUnavailable => 1010,
             Self::EventsExpired => 1011,
+            Self::WebhookDisabled => 1012,
             Self::Unauthorized => 10000,
             Self::Forbidden => 10001,
         }

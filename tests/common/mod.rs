@@ -21,6 +21,7 @@ pub mod pgbouncer;
 pub mod postgres;
 pub mod process;
 pub mod proxy;
+pub mod receiver;
 pub mod replication;
 pub mod sse;
 pub mod transitions;
