@@ -148,11 +148,14 @@ async fn an_endpoint_answering_410_is_disabled_and_says_why() {
     problem_of(ping, StatusCode::CONFLICT, "webhook_disabled").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(receiver.got().len(), 1);
-    // Enabled again, the reason is gone and the waiting event goes out.
+    // Enabled again, the reason is gone and new events go out (those that happened while
+    // it was disabled were not queued for it).
     let enabled = json_of(app.patch(&path, &user.token, json!({"enabled": true})).await, StatusCode::OK).await;
     assert_eq!(enabled["disabledReason"], Value::Null);
     assert_eq!(enabled["disabledAt"], Value::Null);
-    receiver.wait_for(2, WAIT).await;
+    let later = app.tunnel_ids(&user.token, 1).await;
+    let got = receiver.wait_for(2, WAIT).await;
+    assert_eq!(got[1].json()["subject"], later[0].as_str());
 }
 
 #[tokio::test]
@@ -269,7 +272,7 @@ async fn a_redelivery_sends_the_same_message_again_with_the_same_webhook_id() {
     // Another endpoint's delivery id, or none at all: 404.
     let other = endpoint(&app, &user.token, json!({"url": receiver.url, "enabled": false})).await;
     let wrong = format!("/v1/webhooks/{}/deliveries/{}/redeliver", other["id"].as_str().unwrap(), log[0]["id"].as_str().unwrap());
-    problem_of(app.post(&wrong, &user.token, json!({})).await, StatusCode::CONFLICT, "webhook_disabled").await;
+    problem_of(app.post(&wrong, &user.token, json!({})).await, StatusCode::NOT_FOUND, "not_found").await;
     let missing = format!("/v1/webhooks/{id}/deliveries/{}/redeliver", Uuid::new_v4());
     problem_of(app.post(&missing, &user.token, json!({})).await, StatusCode::NOT_FOUND, "not_found").await;
 }

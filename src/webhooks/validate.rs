@@ -22,6 +22,9 @@ pub fn url(raw: &str) -> Result<String, Error> {
             format!("url must be at most {MAX_URL_LEN} characters"),
         ));
     }
+    if raw.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(bad("must not contain spaces or control characters"));
+    }
     let parsed = reqwest::Url::parse(raw).map_err(|_| bad("must be an absolute http(s) URL"))?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(bad("must use http or https"));
@@ -121,6 +124,8 @@ mod tests {
             "http:///path",
             "https://user:pw@example.com/",
             "gopher://x",
+            "https://example.com/\u{0}",
+            "https://example.com/a b",
         ] {
             assert_eq!(field(url(bad).unwrap_err()), "url", "{bad}");
         }
