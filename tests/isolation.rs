@@ -381,7 +381,10 @@ fn table() -> Vec<(&'static str, Vec<Case>)> {
             "redeliverWebhook",
             vec![
                 case(&[("id", "webhook"), ("deliveryId", "delivery")], NotFound),
-                case(&[("id", "bobs_webhook"), ("deliveryId", "delivery")], NotFound),
+                case(
+                    &[("id", "bobs_webhook"), ("deliveryId", "delivery")],
+                    NotFound,
+                ),
             ],
         ),
         ("deleteWebhook", vec![case(WEBHOOK, NotFound)]),
@@ -536,8 +539,11 @@ async fn world(app: &TestApp) -> World {
     // walked) with a delivery in its log.
     let body = json!({"url": "https://ada-hook-host.example/hook", "enabled": false,
         "description": "ada-webhook-description", "types": ["tunnel.failed.v1"]});
-    let webhook = json_of(app.post("/v1/webhooks", &ada.token, body).await, StatusCode::CREATED)
-        .await["id"]
+    let webhook = json_of(
+        app.post("/v1/webhooks", &ada.token, body).await,
+        StatusCode::CREATED,
+    )
+    .await["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -556,8 +562,11 @@ async fn world(app: &TestApp) -> World {
         .unwrap()
         .to_owned();
     let body = json!({"url": "https://bob.example/own", "enabled": false});
-    let bobs_webhook = json_of(app.post("/v1/webhooks", &bob.token, body).await, StatusCode::CREATED)
-        .await["id"]
+    let bobs_webhook = json_of(
+        app.post("/v1/webhooks", &bob.token, body).await,
+        StatusCode::CREATED,
+    )
+    .await["id"]
         .as_str()
         .unwrap()
         .to_owned();

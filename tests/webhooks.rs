@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::receiver::{Receiver, Received, Reply};
+use common::receiver::{Received, Receiver, Reply};
 use common::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -24,12 +24,22 @@ fn fast(c: &mut Config) {
 }
 
 async fn endpoint(app: &TestApp, token: &str, body: Value) -> Value {
-    json_of(app.post("/v1/webhooks", token, body).await, StatusCode::CREATED).await
+    json_of(
+        app.post("/v1/webhooks", token, body).await,
+        StatusCode::CREATED,
+    )
+    .await
 }
 
 async fn deliveries(app: &TestApp, token: &str, id: &str) -> Vec<Value> {
-    let page = app.get(&format!("/v1/webhooks/{id}/deliveries"), token).await;
-    json_of(page, StatusCode::OK).await.as_array().unwrap().clone()
+    let page = app
+        .get(&format!("/v1/webhooks/{id}/deliveries"), token)
+        .await;
+    json_of(page, StatusCode::OK)
+        .await
+        .as_array()
+        .unwrap()
+        .clone()
 }
 
 /// Checks a request as a Standard Webhooks receiver does, with `secret`.
@@ -45,23 +55,43 @@ async fn tunnel_events_reach_the_receiver_in_order_signed_as_standard_webhooks_s
     let app = TestApp::spawn_with(fast).await;
     let user = app.user().await;
     let receiver = Receiver::start().await;
-    let types = ["tunnel.created.v1", "tunnel.active.v1", "tunnel.stopping.v1", "tunnel.stopped.v1"];
-    let hook = endpoint(&app, &user.token, json!({"url": receiver.url, "types": types})).await;
+    let types = [
+        "tunnel.created.v1",
+        "tunnel.active.v1",
+        "tunnel.stopping.v1",
+        "tunnel.stopped.v1",
+    ];
+    let hook = endpoint(
+        &app,
+        &user.token,
+        json!({"url": receiver.url, "types": types}),
+    )
+    .await;
     let secret = hook["secret"].as_str().unwrap();
     assert!(secret.starts_with("whsec_"));
     assert_eq!(hook["enabled"], true);
-    let id = app.tunnel(&user.token, json!({"requestedPort": 3000})).await["id"]
+    let id = app
+        .tunnel(&user.token, json!({"requestedPort": 3000}))
+        .await["id"]
         .as_str()
         .unwrap()
         .to_owned();
     json_of(app.heartbeat(&user.token, &id).await, StatusCode::OK).await;
     for status in ["stopping", "stopped"] {
         let body = json!({ "status": status });
-        json_of(app.patch(&format!("/v1/tunnels/{id}"), &user.token, body).await, StatusCode::OK).await;
+        json_of(
+            app.patch(&format!("/v1/tunnels/{id}"), &user.token, body)
+                .await,
+            StatusCode::OK,
+        )
+        .await;
     }
     let got = receiver.wait_for(4, WAIT).await;
     let log = app.events(&user.token, 0).await;
-    let logged: Vec<&Value> = log.iter().filter(|e| types.contains(&e["type"].as_str().unwrap())).collect();
+    let logged: Vec<&Value> = log
+        .iter()
+        .filter(|e| types.contains(&e["type"].as_str().unwrap()))
+        .collect();
     assert_eq!(got.len(), 4);
     for (request, event) in got.iter().zip(&logged) {
         verify(secret, request);
@@ -73,7 +103,10 @@ async fn tunnel_events_reach_the_receiver_in_order_signed_as_standard_webhooks_s
         let stamp: i64 = request.header("webhook-timestamp").parse().unwrap();
         assert!((stamp - chrono::Utc::now().timestamp()).abs() < 60);
     }
-    let kinds: Vec<String> = got.iter().map(|r| r.json()["type"].as_str().unwrap().to_owned()).collect();
+    let kinds: Vec<String> = got
+        .iter()
+        .map(|r| r.json()["type"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(kinds, types, "in order, and only the types asked for");
     // The log shows each delivery once, succeeded at the first attempt.
     let log = deliveries(&app, &user.token, hook["id"].as_str().unwrap()).await;
@@ -99,13 +132,25 @@ async fn a_failing_receiver_gets_retries_with_growing_waits_and_later_events_wai
     app.tunnel_ids(&user.token, 2).await;
     let got = receiver.wait_for(5, WAIT).await;
     // Four tries of the first event (three failures, then success), then the second.
-    let ids: Vec<String> = got.iter().map(|r| r.header("webhook-id").to_owned()).collect();
-    assert_eq!(ids[0], ids[3], "the same message is retried with the same webhook-id");
+    let ids: Vec<String> = got
+        .iter()
+        .map(|r| r.header("webhook-id").to_owned())
+        .collect();
+    assert_eq!(
+        ids[0], ids[3],
+        "the same message is retried with the same webhook-id"
+    );
     assert!(ids[..4].iter().all(|i| *i == ids[0]));
-    assert_ne!(ids[4], ids[0], "the second event only after the first succeeded");
+    assert_ne!(
+        ids[4], ids[0],
+        "the second event only after the first succeeded"
+    );
     let gaps: Vec<Duration> = got[..4].windows(2).map(|w| w[1].at - w[0].at).collect();
     assert!(gaps[0] >= Duration::from_millis(25), "{gaps:?}");
-    assert!(gaps[2] >= Duration::from_millis(100), "the waits grow: {gaps:?}");
+    assert!(
+        gaps[2] >= Duration::from_millis(100),
+        "the waits grow: {gaps:?}"
+    );
     let log = eventually(WAIT, "both deliveries settled", || async {
         let log = deliveries(&app, &user.token, hook_id).await;
         match log.iter().all(|d| d["state"] == "succeeded") {
@@ -115,8 +160,16 @@ async fn a_failing_receiver_gets_retries_with_growing_waits_and_later_events_wai
     })
     .await;
     let first = log.last().unwrap();
-    let statuses: Vec<&Value> = first["attempts"].as_array().unwrap().iter().map(|a| &a["statusCode"]).collect();
-    assert_eq!(statuses, [&json!(500), &json!(503), &json!(500), &json!(200)]);
+    let statuses: Vec<&Value> = first["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| &a["statusCode"])
+        .collect();
+    assert_eq!(
+        statuses,
+        [&json!(500), &json!(503), &json!(500), &json!(200)]
+    );
     for attempt in first["attempts"].as_array().unwrap() {
         assert!(attempt["latencyMs"].as_i64().unwrap() >= 0);
     }
@@ -144,13 +197,20 @@ async fn an_endpoint_answering_410_is_disabled_and_says_why() {
     assert!(disabled["disabledAt"].is_string());
     // Nothing more is sent to it; pings are refused until it is enabled again.
     app.tunnel_ids(&user.token, 1).await;
-    let ping = app.post(&format!("{path}/ping"), &user.token, json!({})).await;
+    let ping = app
+        .post(&format!("{path}/ping"), &user.token, json!({}))
+        .await;
     problem_of(ping, StatusCode::CONFLICT, "webhook_disabled").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(receiver.got().len(), 1);
     // Enabled again, the reason is gone and new events go out (those that happened while
     // it was disabled were not queued for it).
-    let enabled = json_of(app.patch(&path, &user.token, json!({"enabled": true})).await, StatusCode::OK).await;
+    let enabled = json_of(
+        app.patch(&path, &user.token, json!({"enabled": true}))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
     assert_eq!(enabled["disabledReason"], Value::Null);
     assert_eq!(enabled["disabledAt"], Value::Null);
     let later = app.tunnel_ids(&user.token, 1).await;
@@ -186,7 +246,10 @@ async fn an_endpoint_failing_for_the_whole_retry_window_is_disabled_and_says_why
     })
     .await;
     let reason = disabled["disabledReason"].as_str().unwrap();
-    assert!(reason.starts_with("deliveries failed for the whole retry window (1 h)"), "{reason}");
+    assert!(
+        reason.starts_with("deliveries failed for the whole retry window (1 h)"),
+        "{reason}"
+    );
     assert!(reason.contains("500"), "{reason}");
     let log = deliveries(&app, &user.token, hook["id"].as_str().unwrap()).await;
     assert_eq!(log[0]["state"], "failed");
@@ -199,14 +262,21 @@ async fn loopback_is_refused_by_default_and_the_refusal_is_in_the_log() {
     let app = TestApp::spawn_with(|c| c.webhooks.poll_interval = Duration::from_millis(50)).await;
     let user = app.user().await;
     let receiver = Receiver::start().await;
-    for url in [receiver.url.clone(), receiver.url.replace("127.0.0.1", "localhost")] {
+    for url in [
+        receiver.url.clone(),
+        receiver.url.replace("127.0.0.1", "localhost"),
+    ] {
         let hook = endpoint(&app, &user.token, json!({"url": url})).await;
         let id = hook["id"].as_str().unwrap();
-        let ping = app.post(&format!("/v1/webhooks/{id}/ping"), &user.token, json!({})).await;
+        let ping = app
+            .post(&format!("/v1/webhooks/{id}/ping"), &user.token, json!({}))
+            .await;
         json_of(ping, StatusCode::ACCEPTED).await;
         let attempt = eventually(WAIT, "a refused attempt", || async {
             let log = deliveries(&app, &user.token, id).await;
-            log.first().and_then(|d| d["attempts"].get(0).cloned()).ok_or("none")
+            log.first()
+                .and_then(|d| d["attempts"].get(0).cloned())
+                .ok_or("none")
         })
         .await;
         let error = attempt["error"].as_str().unwrap();
@@ -225,14 +295,30 @@ async fn after_a_rotation_deliveries_carry_a_signature_for_each_secret_for_a_day
     let hook = endpoint(&app, &user.token, json!({"url": receiver.url})).await;
     let id = hook["id"].as_str().unwrap();
     let old = hook["secret"].as_str().unwrap();
-    let rotated = app.post(&format!("/v1/webhooks/{id}/rotate-secret"), &user.token, json!({})).await;
+    let rotated = app
+        .post(
+            &format!("/v1/webhooks/{id}/rotate-secret"),
+            &user.token,
+            json!({}),
+        )
+        .await;
     let rotated = json_of(rotated, StatusCode::OK).await;
     let new = rotated["secret"].as_str().unwrap();
     assert_ne!(old, new);
-    let until = chrono::DateTime::parse_from_rfc3339(rotated["previousSecretExpiresAt"].as_str().unwrap()).unwrap();
+    let until =
+        chrono::DateTime::parse_from_rfc3339(rotated["previousSecretExpiresAt"].as_str().unwrap())
+            .unwrap();
     let day = until.signed_duration_since(chrono::Utc::now());
-    assert!(day > chrono::Duration::hours(23) && day <= chrono::Duration::hours(24), "{day}");
-    json_of(app.post(&format!("/v1/webhooks/{id}/ping"), &user.token, json!({})).await, StatusCode::ACCEPTED).await;
+    assert!(
+        day > chrono::Duration::hours(23) && day <= chrono::Duration::hours(24),
+        "{day}"
+    );
+    json_of(
+        app.post(&format!("/v1/webhooks/{id}/ping"), &user.token, json!({}))
+            .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
     let got = receiver.wait_for(1, WAIT).await;
     assert_eq!(got[0].header("webhook-signature").split(' ').count(), 2);
     verify(old, &got[0]);
@@ -243,11 +329,19 @@ async fn after_a_rotation_deliveries_carry_a_signature_for_each_secret_for_a_day
         .execute(&app.db)
         .await
         .unwrap();
-    json_of(app.post(&format!("/v1/webhooks/{id}/ping"), &user.token, json!({})).await, StatusCode::ACCEPTED).await;
+    json_of(
+        app.post(&format!("/v1/webhooks/{id}/ping"), &user.token, json!({}))
+            .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
     let got = receiver.wait_for(2, WAIT).await;
     assert_eq!(got[1].header("webhook-signature").split(' ').count(), 1);
     verify(new, &got[1]);
-    assert!(Webhook::new(old).unwrap().verify(&got[1].body, &got[1].headers).is_err());
+    assert!(Webhook::new(old)
+        .unwrap()
+        .verify(&got[1].body, &got[1].headers)
+        .is_err());
 }
 
 #[tokio::test]
@@ -255,13 +349,25 @@ async fn a_redelivery_sends_the_same_message_again_with_the_same_webhook_id() {
     let app = TestApp::spawn_with(fast).await;
     let user = app.user().await;
     let receiver = Receiver::start().await;
-    let hook = endpoint(&app, &user.token, json!({"url": receiver.url, "types": ["tunnel.created.v1"]})).await;
+    let hook = endpoint(
+        &app,
+        &user.token,
+        json!({"url": receiver.url, "types": ["tunnel.created.v1"]}),
+    )
+    .await;
     let id = hook["id"].as_str().unwrap();
     app.tunnel_ids(&user.token, 1).await;
     let first = receiver.wait_for(1, WAIT).await;
     let log = deliveries(&app, &user.token, id).await;
-    let path = format!("/v1/webhooks/{id}/deliveries/{}/redeliver", log[0]["id"].as_str().unwrap());
-    let again = json_of(app.post(&path, &user.token, json!({})).await, StatusCode::ACCEPTED).await;
+    let path = format!(
+        "/v1/webhooks/{id}/deliveries/{}/redeliver",
+        log[0]["id"].as_str().unwrap()
+    );
+    let again = json_of(
+        app.post(&path, &user.token, json!({})).await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
     assert_eq!(again["state"], "pending");
     assert_eq!(again["messageId"], log[0]["messageId"]);
     assert_eq!(again["eventId"], log[0]["eventId"]);
@@ -270,11 +376,30 @@ async fn a_redelivery_sends_the_same_message_again_with_the_same_webhook_id() {
     assert_eq!(got[1].body, first[0].body);
     verify(hook["secret"].as_str().unwrap(), &got[1]);
     // Another endpoint's delivery id, or none at all: 404.
-    let other = endpoint(&app, &user.token, json!({"url": receiver.url, "enabled": false})).await;
-    let wrong = format!("/v1/webhooks/{}/deliveries/{}/redeliver", other["id"].as_str().unwrap(), log[0]["id"].as_str().unwrap());
-    problem_of(app.post(&wrong, &user.token, json!({})).await, StatusCode::NOT_FOUND, "not_found").await;
+    let other = endpoint(
+        &app,
+        &user.token,
+        json!({"url": receiver.url, "enabled": false}),
+    )
+    .await;
+    let wrong = format!(
+        "/v1/webhooks/{}/deliveries/{}/redeliver",
+        other["id"].as_str().unwrap(),
+        log[0]["id"].as_str().unwrap()
+    );
+    problem_of(
+        app.post(&wrong, &user.token, json!({})).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
     let missing = format!("/v1/webhooks/{id}/deliveries/{}/redeliver", Uuid::new_v4());
-    problem_of(app.post(&missing, &user.token, json!({})).await, StatusCode::NOT_FOUND, "not_found").await;
+    problem_of(
+        app.post(&missing, &user.token, json!({})).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -282,9 +407,16 @@ async fn a_ping_is_delivered_signed_and_logged_like_an_event() {
     let app = TestApp::spawn_with(fast).await;
     let user = app.user().await;
     let receiver = Receiver::start().await;
-    let hook = endpoint(&app, &user.token, json!({"url": receiver.url, "description": "ops"})).await;
+    let hook = endpoint(
+        &app,
+        &user.token,
+        json!({"url": receiver.url, "description": "ops"}),
+    )
+    .await;
     let id = hook["id"].as_str().unwrap();
-    let queued = app.post(&format!("/v1/webhooks/{id}/ping"), &user.token, json!({})).await;
+    let queued = app
+        .post(&format!("/v1/webhooks/{id}/ping"), &user.token, json!({}))
+        .await;
     let queued = json_of(queued, StatusCode::ACCEPTED).await;
     assert_eq!(queued["eventType"], "webhook.ping.v1");
     assert_eq!(queued["eventId"], Value::Null);
@@ -294,7 +426,10 @@ async fn a_ping_is_delivered_signed_and_logged_like_an_event() {
     assert_eq!(body["type"], "webhook.ping.v1");
     assert_eq!(body["accountId"], user.account_id.as_str());
     assert_eq!(body["data"]["endpointId"], id);
-    assert_eq!(got[0].header("webhook-id"), queued["messageId"].as_str().unwrap());
+    assert_eq!(
+        got[0].header("webhook-id"),
+        queued["messageId"].as_str().unwrap()
+    );
     let log = eventually(WAIT, "the ping succeeded", || async {
         let log = deliveries(&app, &user.token, id).await;
         match log[0]["state"] == "succeeded" {
@@ -313,14 +448,23 @@ async fn a_delivery_abandoned_by_a_stopped_server_is_delivered_by_another() {
     let user = first.user().await;
     let receiver = Receiver::start().await;
     receiver.then([Reply::Hang]);
-    let hook = endpoint(&first, &user.token, json!({"url": receiver.url, "types": ["tunnel.created.v1"]})).await;
+    let hook = endpoint(
+        &first,
+        &user.token,
+        json!({"url": receiver.url, "types": ["tunnel.created.v1"]}),
+    )
+    .await;
     first.tunnel_ids(&user.token, 1).await;
     let hung = receiver.wait_for(1, WAIT).await;
     // The first server stops mid-delivery; its lease still holds the delivery.
     first.stop().await;
     let second = TestApp::on_database(&url, fast).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(receiver.got().len(), 1, "nobody takes a delivery under a live lease");
+    assert_eq!(
+        receiver.got().len(),
+        1,
+        "nobody takes a delivery under a live lease"
+    );
     // The lease runs out (moved back rather than waited for): the second server delivers.
     sqlx::query("UPDATE webhook_deliveries SET lease_expires_at = now() - interval '1 s' WHERE lease_expires_at IS NOT NULL")
         .execute(&second.db)
@@ -375,7 +519,12 @@ async fn an_event_rolled_back_queues_no_delivery_and_an_account_without_endpoint
 async fn a_bulk_append_of_100000_events_stays_fast_with_endpoints_elsewhere() {
     let app = TestApp::spawn().await;
     let (ada, bob) = (app.user().await, app.user().await);
-    endpoint(&app, &ada.token, json!({"url": "https://example.com/hook", "types": ["tunnel.failed.v1"]})).await;
+    endpoint(
+        &app,
+        &ada.token,
+        json!({"url": "https://example.com/hook", "types": ["tunnel.failed.v1"]}),
+    )
+    .await;
     let bob_id = Uuid::parse_str(&bob.account_id).unwrap();
     let started = std::time::Instant::now();
     sqlx::query(

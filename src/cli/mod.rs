@@ -3,8 +3,8 @@
 
 pub mod config_file;
 pub mod events;
-pub mod webhooks;
 pub mod user;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

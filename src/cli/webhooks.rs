@@ -69,7 +69,11 @@ pub async fn webhooks(args: ServerArgs, command: WebhooksCommand) -> anyhow::Res
 fn with_secret(e: &Value) -> String {
     eprintln!("The secret is shown only this once: store it now.");
     let mut out = format!("secret   {}\n", text(&e["secret"]));
-    out.push_str(&format!("id       {}\nurl      {}\n", text(&e["id"]), text(&e["url"])));
+    out.push_str(&format!(
+        "id       {}\nurl      {}\n",
+        text(&e["id"]),
+        text(&e["url"])
+    ));
     if let Some(until) = e["previousSecretExpiresAt"].as_str() {
         out.push_str(&format!("the previous secret stays valid until {until}\n"));
     }
@@ -123,7 +127,13 @@ fn delivery_table(list: &Value) -> String {
         })
         .collect();
     let header = [
-        "ID", "EVENT", "TYPE", "STATE", "ATTEMPTS", "LAST STATUS", "LAST ERROR",
+        "ID",
+        "EVENT",
+        "TYPE",
+        "STATE",
+        "ATTEMPTS",
+        "LAST STATUS",
+        "LAST ERROR",
     ];
     table(&header, &rows)
 }

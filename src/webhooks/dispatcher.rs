@@ -127,6 +127,8 @@ impl Dispatcher {
         backoff: Duration,
     ) -> Result<(), sqlx::Error> {
         let outcome = Outcome {
+            succeeded: attempt.succeeded(),
+            give_up,
             attempted_at,
             status_code: attempt.status.map(i32::from),
             latency_ms: i32::try_from(attempt.latency.as_millis()).unwrap_or(i32::MAX),
@@ -139,8 +141,6 @@ impl Dispatcher {
             &mut tx,
             claimed.id,
             claimed.lease_token,
-            attempt.succeeded(),
-            give_up,
             backoff,
             window,
             &outcome,
@@ -189,7 +189,9 @@ async fn wake(listener: &mut Option<PgListener>) {
 /// at most the maximum, with "equal jitter" (half of it fixed, half random) so endpoints that
 /// failed together do not retry together.
 pub fn backoff(settings: &Settings, attempt: i32) -> Duration {
-    let doublings = u32::try_from(attempt.saturating_sub(1)).unwrap_or(0).min(30);
+    let doublings = u32::try_from(attempt.saturating_sub(1))
+        .unwrap_or(0)
+        .min(30);
     let full = settings
         .backoff_base
         .saturating_mul(1 << doublings)

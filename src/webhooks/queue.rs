@@ -244,6 +244,10 @@ pub async fn claim(
 
 /// One attempt's outcome, to record.
 pub struct Outcome<'a> {
+    /// A 2xx answer came.
+    pub succeeded: bool,
+    /// Retrying cannot help (410 Gone, the event deleted): fail now.
+    pub give_up: bool,
     pub attempted_at: DateTime<Utc>,
     pub status_code: Option<i32>,
     pub latency_ms: i32,
@@ -257,8 +261,8 @@ pub struct Settled {
     pub attempts: i32,
 }
 
-/// Records an attempt of a delivery still held with `lease_token`: `succeeded`, or — when
-/// `give_up`, or when its retry window (counted from its first attempt) is over — `failed`,
+/// Records an attempt of a delivery still held with `lease_token`: succeeded, or — when
+/// the outcome gives up, or when its retry window (counted from its first attempt) is over — `failed`,
 /// else pending again after `backoff` (never later than the window's end, so the last
 /// attempt falls on it). `None` when the lease was lost (another worker has it now).
 #[tracing::instrument(skip_all, err)]
@@ -266,8 +270,6 @@ pub async fn settle(
     conn: &mut PgConnection,
     id: Uuid,
     lease_token: Uuid,
-    succeeded: bool,
-    give_up: bool,
     backoff: Duration,
     window: Duration,
     outcome: &Outcome<'_>,
@@ -288,8 +290,8 @@ pub async fn settle(
            RETURNING state, attempts"#,
         id,
         lease_token,
-        succeeded,
-        give_up,
+        outcome.succeeded,
+        outcome.give_up,
         millis(backoff),
         millis(window),
     )

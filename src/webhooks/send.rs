@@ -104,10 +104,7 @@ pub async fn send(message: &Message<'_>, allow_private: bool, timeout: Duration)
             }
         }
         Ok(Err(err)) => Attempt::failed(describe(&err), started),
-        Err(_) => Attempt::failed(
-            format!("no answer within {} s", timeout.as_secs()),
-            started,
-        ),
+        Err(_) => Attempt::failed(format!("no answer within {} s", timeout.as_secs()), started),
     }
 }
 
@@ -141,7 +138,10 @@ async fn resolve(raw: &str, allow_private: bool) -> Result<Target, String> {
     let chosen = if allow_private {
         addrs.first().copied()
     } else {
-        addrs.iter().copied().find(|ip| address::refused(*ip).is_none())
+        addrs
+            .iter()
+            .copied()
+            .find(|ip| address::refused(*ip).is_none())
     };
     let Some(ip) = chosen else {
         let why: Vec<String> = addrs

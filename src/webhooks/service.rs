@@ -62,7 +62,11 @@ impl Webhooks {
 
     /// Creates an endpoint; its secret is in this answer only.
     #[tracing::instrument(skip_all, err(level = "info"))]
-    pub async fn create(&self, caller: &Principal, new: NewEndpoint) -> Result<EndpointView, Error> {
+    pub async fn create(
+        &self,
+        caller: &Principal,
+        new: NewEndpoint,
+    ) -> Result<EndpointView, Error> {
         caller.require(Scope::WebhooksWrite)?;
         let url = validate::url(&new.url)?;
         let description = validate::description(new.description.as_deref().unwrap_or(""))?;
@@ -147,10 +151,15 @@ impl Webhooks {
         caller.require(Scope::WebhooksWrite)?;
         let secret = signing::new_secret();
         let mut conn = self.db.acquire().await?;
-        let endpoint =
-            store::rotate(&mut conn, caller.account_id, id, &secret, PREVIOUS_SECRET_GRACE)
-                .await?
-                .ok_or_else(not_found)?;
+        let endpoint = store::rotate(
+            &mut conn,
+            caller.account_id,
+            id,
+            &secret,
+            PREVIOUS_SECRET_GRACE,
+        )
+        .await?
+        .ok_or_else(not_found)?;
         Ok(endpoint.view(true))
     }
 
@@ -294,12 +303,16 @@ fn require_enabled(endpoint: &Endpoint) -> Result<(), Error> {
 /// The cursor of a delivery log page: a whole number from a `Link: rel="next"`.
 fn cursor(raw: Option<&str>) -> Result<Option<i64>, Error> {
     raw.map(|s| {
-        s.trim().parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
-            Error::bad_param(
-                "after",
-                "after must be a cursor taken from a `Link: rel=\"next\"` header",
-            )
-        })
+        s.trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| {
+                Error::bad_param(
+                    "after",
+                    "after must be a cursor taken from a `Link: rel=\"next\"` header",
+                )
+            })
     })
     .transpose()
 }

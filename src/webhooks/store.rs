@@ -144,7 +144,11 @@ pub async fn save(conn: &mut PgConnection, e: &Endpoint) -> Result<Endpoint, sql
 
 /// Deletes one of the account's endpoints (its deliveries with it); whether it was there.
 #[tracing::instrument(skip_all, err)]
-pub async fn delete(conn: &mut PgConnection, account_id: Uuid, id: Uuid) -> Result<bool, sqlx::Error> {
+pub async fn delete(
+    conn: &mut PgConnection,
+    account_id: Uuid,
+    id: Uuid,
+) -> Result<bool, sqlx::Error> {
     let done = sqlx::query!(
         "DELETE FROM webhook_endpoints WHERE id = $1 AND account_id = $2",
         id,

@@ -85,11 +85,7 @@ pub fn description(raw: &str) -> Result<String, Error> {
 
 /// A value to quote back in an error, cut short and without control characters.
 fn shorten(raw: &str) -> String {
-    let mut out: String = raw
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(100)
-        .collect();
+    let mut out: String = raw.chars().filter(|c| !c.is_control()).take(100).collect();
     if raw.chars().count() > 100 {
         out.push('…');
     }
@@ -137,7 +133,11 @@ mod tests {
     fn types_must_be_known_and_empty_means_all() {
         assert_eq!(types(None).unwrap(), None);
         assert_eq!(types(Some(vec![])).unwrap(), None);
-        let t = types(Some(vec!["tunnel.failed.v1".into(), "tunnel.failed.v1".into()])).unwrap();
+        let t = types(Some(vec![
+            "tunnel.failed.v1".into(),
+            "tunnel.failed.v1".into(),
+        ]))
+        .unwrap();
         assert_eq!(t, Some(vec!["tunnel.failed.v1".to_owned()]));
         assert_eq!(
             field(types(Some(vec!["tunnel.failed".into()])).unwrap_err()),

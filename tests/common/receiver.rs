@@ -58,9 +58,7 @@ impl Receiver {
     /// A receiver answering 200 unless told otherwise (see [`Receiver::then`]).
     pub async fn start() -> Self {
         let inner = Arc::new(Mutex::new(Inner::default()));
-        let app = Router::new()
-            .fallback(receive)
-            .with_state(inner.clone());
+        let app = Router::new().fallback(receive).with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
