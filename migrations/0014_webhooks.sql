@@ -59,6 +59,9 @@ CREATE TABLE webhook_deliveries (
 CREATE INDEX webhook_deliveries_pending_idx ON webhook_deliveries (endpoint_id, seq)
     WHERE state = 'pending';
 CREATE INDEX webhook_deliveries_log_idx ON webhook_deliveries (endpoint_id, seq DESC);
+-- Retention deletes the settled ones by age.
+CREATE INDEX webhook_deliveries_finished_idx ON webhook_deliveries (finished_at)
+    WHERE state <> 'pending';
 
 CREATE TABLE webhook_attempts (
     delivery_id   uuid NOT NULL REFERENCES webhook_deliveries (id) ON DELETE CASCADE,

@@ -147,6 +147,13 @@ pub fn spawn_tasks(state: &AppState, tasks: &mut JoinSet<()>, shutdown: &Cancell
         batch: config.fleet_retention_batch,
     };
     spawn_periodic(tasks, shutdown, event_retention);
+    let delivery_retention = crate::webhooks::retention::Retention {
+        pool: db.clone(),
+        interval: config.event_retention_interval,
+        retention: config.event_retention,
+        batch: config.fleet_retention_batch,
+    };
+    spawn_periodic(tasks, shutdown, delivery_retention);
     let sessions = auth::sessions::SessionSweep {
         pool: db.clone(),
         interval: config.session_sweep_interval,

@@ -544,3 +544,46 @@ async fn a_bulk_append_of_100000_events_stays_fast_with_endpoints_elsewhere() {
     assert_eq!(queued, 0);
     assert!(took < Duration::from_secs(5), "{took:?}");
 }
+
+#[tokio::test]
+async fn settled_deliveries_are_deleted_with_their_attempts_after_the_event_retention() {
+    let app = TestApp::spawn_with(|c| {
+        fast(c);
+        c.event_retention_interval = Duration::from_millis(100);
+    })
+    .await;
+    let user = app.user().await;
+    let receiver = Receiver::start().await;
+    let hook = endpoint(&app, &user.token, json!({"url": receiver.url})).await;
+    let id = hook["id"].as_str().unwrap();
+    for _ in 0..2 {
+        let ping = app
+            .post(&format!("/v1/webhooks/{id}/ping"), &user.token, json!({}))
+            .await;
+        json_of(ping, StatusCode::ACCEPTED).await;
+    }
+    receiver.wait_for(2, WAIT).await;
+    eventually(WAIT, "both settled", || async {
+        let log = deliveries(&app, &user.token, id).await;
+        log.iter().all(|d| d["state"] == "succeeded").then_some(())
+    })
+    .await;
+    // One of them settled eight days ago.
+    sqlx::query(
+        "UPDATE webhook_deliveries SET finished_at = now() - interval '8 days'
+         WHERE id = (SELECT min(id::text)::uuid FROM webhook_deliveries)",
+    )
+    .execute(&app.db)
+    .await
+    .unwrap();
+    eventually(WAIT, "the old delivery deleted", || async {
+        let log = deliveries(&app, &user.token, id).await;
+        (log.len() == 1).then_some(())
+    })
+    .await;
+    let attempts: i64 = sqlx::query_scalar("SELECT count(*) FROM webhook_attempts")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(attempts, 1);
+}

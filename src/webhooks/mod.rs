@@ -11,6 +11,7 @@
 pub mod address;
 pub mod dispatcher;
 mod queue;
+pub mod retention;
 pub mod send;
 mod service;
 pub mod signing;
