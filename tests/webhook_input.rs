@@ -99,16 +99,9 @@ async fn bad_urls_types_and_descriptions_are_refused_naming_the_field() {
     assert_eq!(listed, json!([]), "nothing was stored");
 
     // The same checks on PATCH.
-    let hook = json_of(
-        app.post(
-            "/v1/webhooks",
-            &user.token,
-            json!({"url": "https://example.com/a"}),
-        )
-        .await,
-        StatusCode::CREATED,
-    )
-    .await;
+    let hook = app
+        .webhook(&user.token, json!({"url": "https://example.com/a"}))
+        .await;
     let path = format!("/v1/webhooks/{}", hook["id"].as_str().unwrap());
     refused(
         &app,
@@ -155,16 +148,9 @@ async fn bad_urls_types_and_descriptions_are_refused_naming_the_field() {
 async fn bad_ids_unknown_ids_huge_bodies_and_missing_scopes_are_4xx() {
     let app = TestApp::spawn().await;
     let user = app.user().await;
-    let hook = json_of(
-        app.post(
-            "/v1/webhooks",
-            &user.token,
-            json!({"url": "https://example.com/a"}),
-        )
-        .await,
-        StatusCode::CREATED,
-    )
-    .await;
+    let hook = app
+        .webhook(&user.token, json!({"url": "https://example.com/a"}))
+        .await;
     let id = hook["id"].as_str().unwrap();
     for path in [
         "/v1/webhooks/nope",

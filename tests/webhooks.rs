@@ -24,10 +24,38 @@ fn fast(c: &mut Config) {
 }
 
 async fn endpoint(app: &TestApp, token: &str, body: Value) -> Value {
-    json_of(
-        app.post("/v1/webhooks", token, body).await,
-        StatusCode::CREATED,
-    )
+    app.webhook(token, body).await
+}
+
+/// Queues a ping to the endpoint `id`; its delivery.
+async fn ping(app: &TestApp, token: &str, id: &str) -> Value {
+    let queued = app
+        .post(&format!("/v1/webhooks/{id}/ping"), token, json!({}))
+        .await;
+    json_of(queued, StatusCode::ACCEPTED).await
+}
+
+/// Waits until the endpoint at `path` is disabled; it.
+async fn disabled(app: &TestApp, token: &str, path: &str) -> Value {
+    eventually(WAIT, "the endpoint disabled", || async {
+        let e = json_of(app.get(path, token).await, StatusCode::OK).await;
+        match e["enabled"] == false {
+            true => Ok(e),
+            false => Err(e),
+        }
+    })
+    .await
+}
+
+/// Waits until the endpoint's log holds `n` deliveries, every one succeeded; the log.
+async fn all_succeeded(app: &TestApp, token: &str, id: &str, n: usize) -> Vec<Value> {
+    eventually(WAIT, &format!("{n} deliveries succeeded"), || async {
+        let log = deliveries(app, token, id).await;
+        match log.len() == n && log.iter().all(|d| d["state"] == "succeeded") {
+            true => Ok(log),
+            false => Err(Value::Array(log)),
+        }
+    })
     .await
 }
 
@@ -151,14 +179,7 @@ async fn a_failing_receiver_gets_retries_with_growing_waits_and_later_events_wai
         gaps[2] >= Duration::from_millis(100),
         "the waits grow: {gaps:?}"
     );
-    let log = eventually(WAIT, "both deliveries settled", || async {
-        let log = deliveries(&app, &user.token, hook_id).await;
-        match log.iter().all(|d| d["state"] == "succeeded") {
-            true => Ok(log),
-            false => Err(Value::Array(log)),
-        }
-    })
-    .await;
+    let log = all_succeeded(&app, &user.token, hook_id, 2).await;
     let first = log.last().unwrap();
     let statuses: Vec<&Value> = first["attempts"]
         .as_array()
@@ -185,14 +206,7 @@ async fn an_endpoint_answering_410_is_disabled_and_says_why() {
     let hook = endpoint(&app, &user.token, json!({"url": receiver.url})).await;
     let path = format!("/v1/webhooks/{}", hook["id"].as_str().unwrap());
     app.tunnel_ids(&user.token, 1).await;
-    let disabled = eventually(WAIT, "the endpoint disabled", || async {
-        let e = json_of(app.get(&path, &user.token).await, StatusCode::OK).await;
-        match e["enabled"] == false {
-            true => Ok(e),
-            false => Err(e),
-        }
-    })
-    .await;
+    let disabled = disabled(&app, &user.token, &path).await;
     assert_eq!(disabled["disabledReason"], "the endpoint answered 410 Gone");
     assert!(disabled["disabledAt"].is_string());
     // Nothing more is sent to it; pings are refused until it is enabled again.
@@ -237,14 +251,7 @@ async fn an_endpoint_failing_for_the_whole_retry_window_is_disabled_and_says_why
         .execute(&app.db)
         .await
         .unwrap();
-    let disabled = eventually(WAIT, "the endpoint disabled", || async {
-        let e = json_of(app.get(&path, &user.token).await, StatusCode::OK).await;
-        match e["enabled"] == false {
-            true => Ok(e),
-            false => Err(e),
-        }
-    })
-    .await;
+    let disabled = disabled(&app, &user.token, &path).await;
     let reason = disabled["disabledReason"].as_str().unwrap();
     assert!(
         reason.starts_with("deliveries failed for the whole retry window (1 h)"),
@@ -268,10 +275,7 @@ async fn loopback_is_refused_by_default_and_the_refusal_is_in_the_log() {
     ] {
         let hook = endpoint(&app, &user.token, json!({"url": url})).await;
         let id = hook["id"].as_str().unwrap();
-        let ping = app
-            .post(&format!("/v1/webhooks/{id}/ping"), &user.token, json!({}))
-            .await;
-        json_of(ping, StatusCode::ACCEPTED).await;
+        ping(&app, &user.token, id).await;
         let attempt = eventually(WAIT, "a refused attempt", || async {
             let log = deliveries(&app, &user.token, id).await;
             log.first()
@@ -313,12 +317,7 @@ async fn after_a_rotation_deliveries_carry_a_signature_for_each_secret_for_a_day
         day > chrono::Duration::hours(23) && day <= chrono::Duration::hours(24),
         "{day}"
     );
-    json_of(
-        app.post(&format!("/v1/webhooks/{id}/ping"), &user.token, json!({}))
-            .await,
-        StatusCode::ACCEPTED,
-    )
-    .await;
+    ping(&app, &user.token, id).await;
     let got = receiver.wait_for(1, WAIT).await;
     assert_eq!(got[0].header("webhook-signature").split(' ').count(), 2);
     verify(old, &got[0]);
@@ -329,12 +328,7 @@ async fn after_a_rotation_deliveries_carry_a_signature_for_each_secret_for_a_day
         .execute(&app.db)
         .await
         .unwrap();
-    json_of(
-        app.post(&format!("/v1/webhooks/{id}/ping"), &user.token, json!({}))
-            .await,
-        StatusCode::ACCEPTED,
-    )
-    .await;
+    ping(&app, &user.token, id).await;
     let got = receiver.wait_for(2, WAIT).await;
     assert_eq!(got[1].header("webhook-signature").split(' ').count(), 1);
     verify(new, &got[1]);
@@ -414,10 +408,7 @@ async fn a_ping_is_delivered_signed_and_logged_like_an_event() {
     )
     .await;
     let id = hook["id"].as_str().unwrap();
-    let queued = app
-        .post(&format!("/v1/webhooks/{id}/ping"), &user.token, json!({}))
-        .await;
-    let queued = json_of(queued, StatusCode::ACCEPTED).await;
+    let queued = ping(&app, &user.token, id).await;
     assert_eq!(queued["eventType"], "webhook.ping.v1");
     assert_eq!(queued["eventId"], Value::Null);
     let got = receiver.wait_for(1, WAIT).await;
@@ -430,14 +421,7 @@ async fn a_ping_is_delivered_signed_and_logged_like_an_event() {
         got[0].header("webhook-id"),
         queued["messageId"].as_str().unwrap()
     );
-    let log = eventually(WAIT, "the ping succeeded", || async {
-        let log = deliveries(&app, &user.token, id).await;
-        match log[0]["state"] == "succeeded" {
-            true => Ok(log),
-            false => Err(Value::Array(log)),
-        }
-    })
-    .await;
+    let log = all_succeeded(&app, &user.token, id, 1).await;
     assert_eq!(log[0]["id"], queued["id"]);
 }
 
@@ -473,15 +457,7 @@ async fn a_delivery_abandoned_by_a_stopped_server_is_delivered_by_another() {
     let got = receiver.wait_for(2, WAIT).await;
     assert_eq!(got[1].header("webhook-id"), hung[0].header("webhook-id"));
     assert_eq!(got[1].body, hung[0].body);
-    let log = eventually(WAIT, "delivered", || async {
-        let log = deliveries(&second, &user.token, hook["id"].as_str().unwrap()).await;
-        match log[0]["state"] == "succeeded" {
-            true => Ok(log),
-            false => Err(Value::Array(log)),
-        }
-    })
-    .await;
-    assert_eq!(log.len(), 1);
+    let log = all_succeeded(&second, &user.token, hook["id"].as_str().unwrap(), 1).await;
     assert_eq!(log[0]["attempts"].as_array().unwrap().len(), 1);
     second.stop().await;
 }
@@ -557,17 +533,9 @@ async fn settled_deliveries_are_deleted_with_their_attempts_after_the_event_rete
     let hook = endpoint(&app, &user.token, json!({"url": receiver.url})).await;
     let id = hook["id"].as_str().unwrap();
     for _ in 0..2 {
-        let ping = app
-            .post(&format!("/v1/webhooks/{id}/ping"), &user.token, json!({}))
-            .await;
-        json_of(ping, StatusCode::ACCEPTED).await;
+        ping(&app, &user.token, id).await;
     }
-    receiver.wait_for(2, WAIT).await;
-    eventually(WAIT, "both settled", || async {
-        let log = deliveries(&app, &user.token, id).await;
-        log.iter().all(|d| d["state"] == "succeeded").then_some(())
-    })
-    .await;
+    all_succeeded(&app, &user.token, id, 2).await;
     // One of them settled eight days ago.
     sqlx::query(
         "UPDATE webhook_deliveries SET finished_at = now() - interval '8 days'

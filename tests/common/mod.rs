@@ -390,6 +390,15 @@ impl TestApp {
         ids
     }
 
+    /// Creates a webhook endpoint and returns it (with its secret).
+    pub async fn webhook(&self, token: &str, body: Value) -> Value {
+        json_of(
+            self.post("/v1/webhooks", token, body).await,
+            StatusCode::CREATED,
+        )
+        .await
+    }
+
     pub async fn heartbeat(&self, token: &str, id: &str) -> reqwest::Response {
         self.call(
             Method::POST,
