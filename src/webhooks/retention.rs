@@ -8,7 +8,7 @@ use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
-use crate::tasks::Periodic;
+use crate::tasks::{in_batches, Periodic};
 use crate::time::millis;
 
 /// The retention task; cheap to clone.
@@ -29,15 +29,11 @@ impl Periodic for Retention {
     }
 
     async fn tick(&self, shutdown: &CancellationToken) -> Result<(), Error> {
-        let mut deleted = 0;
-        loop {
+        let deleted = in_batches(self.batch, shutdown, || async {
             let mut conn = self.pool.acquire().await?;
-            let n = delete_older_than(&mut conn, self.retention, self.batch).await?;
-            deleted += n;
-            if (n as i64) < self.batch || shutdown.is_cancelled() {
-                break;
-            }
-        }
+            delete_older_than(&mut conn, self.retention, self.batch).await
+        })
+        .await?;
         if deleted > 0 {
             tracing::info!(deleted, "webhook retention deleted old deliveries");
         }
