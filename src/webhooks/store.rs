@@ -9,8 +9,8 @@ use uuid::Uuid;
 use super::EndpointView;
 use crate::time::{millis, Timestamp};
 
-/// An endpoint as stored, secrets included.
-#[derive(Clone, Debug)]
+/// An endpoint as stored, secrets included (so no `Debug`: it is never logged).
+#[derive(Clone)]
 pub struct Endpoint {
     pub id: Uuid,
     pub account_id: Uuid,
@@ -80,7 +80,7 @@ pub async fn insert(
     .await
 }
 
-/// One of the account's endpoints; locked until the transaction ends when `lock`.
+/// One of the account's endpoints, locked until the caller's transaction ends.
 #[tracing::instrument(skip_all, err)]
 pub async fn get(
     conn: &mut PgConnection,
