@@ -121,10 +121,14 @@ async fn tunnel_events_reach_the_receiver_in_order_signed_as_standard_webhooks_s
         .filter(|e| types.contains(&e["type"].as_str().unwrap()))
         .collect();
     assert_eq!(got.len(), 4);
+    let page = app.get("/v1/events?after=0", &user.token).await;
+    let page = page.text().await.unwrap();
     for (request, event) in got.iter().zip(&logged) {
         verify(secret, request);
-        // The body is the event exactly as the log shows it.
+        // The body is the event exactly as the log shows it, byte for byte.
         assert_eq!(&request.json(), *event);
+        let body = std::str::from_utf8(&request.body).unwrap();
+        assert!(page.contains(body), "{body} is not in {page}");
         assert_eq!(request.header("content-type"), "application/json");
         let expected_id = format!("evt_{}_{}", user.account_id, event["id"]);
         assert_eq!(request.header("webhook-id"), expected_id);

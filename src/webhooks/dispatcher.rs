@@ -101,18 +101,17 @@ impl Dispatcher {
         }
     }
 
-    async fn send(&self, claimed: &Claimed, body: &serde_json::Value) -> Attempt {
-        let body = serde_json::to_vec(body).unwrap_or_default();
+    async fn send(&self, claimed: &Claimed, body: &[u8]) -> Attempt {
         let timestamp = Utc::now().timestamp();
         let mut secrets = vec![claimed.secret.as_str()];
         secrets.extend(claimed.previous_secret.as_deref());
-        let signature = signing::signature_header(&secrets, &claimed.message_id, timestamp, &body);
+        let signature = signing::signature_header(&secrets, &claimed.message_id, timestamp, body);
         let message = Message {
             url: &claimed.url,
             id: &claimed.message_id,
             timestamp,
             signature: &signature,
-            body: &body,
+            body,
         };
         send::send(&message, self.settings.allow_private, self.settings.timeout).await
     }

@@ -158,9 +158,9 @@ pub struct Claimed {
     pub secret: String,
     /// The secret before the last rotation, while it is still valid.
     pub previous_secret: Option<String>,
-    /// The body: the event as the API shows it, or the ping; `None` when retention deleted
-    /// the event.
-    pub body: Option<Value>,
+    /// The body: the event serialized exactly as `GET /v1/events` does, or the ping;
+    /// `None` when retention deleted the event.
+    pub body: Option<Vec<u8>>,
 }
 
 /// Claims up to `limit` due deliveries, each the head of its enabled endpoint's queue, for
@@ -223,7 +223,7 @@ pub async fn claim(
                     let principal = r.ev_principal.unwrap_or(Value::Null);
                     let data = r.ev_data.unwrap_or(Value::Null);
                     let event = Event::new(r.account_id, id, kind, at, subject, principal, data);
-                    serde_json::to_value(event).ok()
+                    serde_json::to_vec(&event).ok()
                 }
                 _ => None,
             };
@@ -236,7 +236,10 @@ pub async fn claim(
                 url: r.url,
                 secret: r.secret,
                 previous_secret: r.previous_secret,
-                body: r.payload.or(event),
+                body: r
+                    .payload
+                    .and_then(|p| serde_json::to_vec(&p).ok())
+                    .or(event),
             }
         })
         .collect())
