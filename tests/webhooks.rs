@@ -559,3 +559,54 @@ async fn settled_deliveries_are_deleted_with_their_attempts_after_the_event_rete
         .unwrap();
     assert_eq!(attempts, 1);
 }
+
+#[tokio::test]
+async fn two_servers_share_the_deliveries_and_each_endpoint_gets_every_event_once_in_order() {
+    let url = fresh_database().await;
+    let one = TestApp::on_database(&url, fast).await;
+    let two = TestApp::on_database(&url, fast).await;
+    let user = one.user().await;
+    let mut receivers = Vec::new();
+    for _ in 0..4 {
+        let receiver = Receiver::start().await;
+        receiver.then([Reply::Status(500), Reply::Status(200), Reply::Status(503)]);
+        let body = json!({"url": receiver.url, "types": ["tunnel.created.v1"]});
+        endpoint(&one, &user.token, body).await;
+        receivers.push(receiver);
+    }
+    let mut created = Vec::new();
+    for i in 0..10 {
+        let server = if i % 2 == 0 { &one } else { &two };
+        created.extend(server.tunnel_ids(&user.token, 1).await);
+    }
+    for receiver in &receivers {
+        // Failed attempts are retried; what matters is the order of the successes.
+        let got = eventually(WAIT, "ten events delivered", || async {
+            let ok: Vec<String> = delivered(receiver);
+            match ok.len() >= 10 {
+                true => Ok(ok),
+                false => Err(format!("{ok:?}")),
+            }
+        })
+        .await;
+        assert_eq!(got, created, "every event once, in order");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for receiver in &receivers {
+        assert_eq!(delivered(receiver), created, "and nothing twice");
+    }
+    one.stop().await;
+    two.stop().await;
+}
+
+/// The subjects of the requests a receiver answered 2xx, in order: the first three requests
+/// got 500, 200, 503 and every later one 200.
+fn delivered(receiver: &Receiver) -> Vec<String> {
+    receiver
+        .got()
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i == 1 || *i > 2)
+        .map(|(_, r)| r.json()["subject"].as_str().unwrap().to_owned())
+        .collect()
+}
