@@ -36,10 +36,11 @@ pub enum ErrorCode {
     InternalError,
     EventsExpired,
     WebhookDisabled,
+    WebhookLimitReached,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 21] = [
+    pub const ALL: [ErrorCode; 22] = [
         ErrorCode::ValidationFailed,
         ErrorCode::MalformedJson,
         ErrorCode::UnsupportedMediaType,
@@ -61,6 +62,7 @@ impl ErrorCode {
         ErrorCode::InternalError,
         ErrorCode::EventsExpired,
         ErrorCode::WebhookDisabled,
+        ErrorCode::WebhookLimitReached,
     ];
 
     /// The stable snake_case name: problem+json's `code`.
@@ -87,6 +89,7 @@ impl ErrorCode {
             Self::InternalError => "internal_error",
             Self::EventsExpired => "events_expired",
             Self::WebhookDisabled => "webhook_disabled",
+            Self::WebhookLimitReached => "webhook_limit_reached",
         }
     }
 
@@ -114,7 +117,7 @@ impl ErrorCode {
             Self::LeaseExpired => 1009,
             Self::ServiceUnavailable => 1010,
             Self::EventsExpired => 1011,
-            Self::WebhookDisabled => 1012,
+            Self::WebhookDisabled | Self::WebhookLimitReached => 1012,
             Self::Unauthorized => 10000,
             Self::Forbidden => 10001,
         }

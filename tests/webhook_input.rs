@@ -221,3 +221,18 @@ async fn bad_ids_unknown_ids_huge_bodies_and_missing_scopes_are_4xx() {
         .await;
     problem_of(answer, StatusCode::NOT_FOUND, "not_found").await;
 }
+
+#[tokio::test]
+async fn an_account_may_have_a_hundred_endpoints_and_no_more() {
+    let app = TestApp::spawn().await;
+    let (user, other) = (app.user().await, app.user().await);
+    for i in 0..100 {
+        let body = json!({"url": format!("https://example.com/{i}"), "enabled": false});
+        app.webhook(&user.token, body).await;
+    }
+    let body = json!({"url": "https://example.com/101"});
+    let answer = app.post("/v1/webhooks", &user.token, body.clone()).await;
+    problem_of(answer, StatusCode::CONFLICT, "webhook_limit_reached").await;
+    // Another account's limit is its own.
+    app.webhook(&other.token, body).await;
+}

@@ -68,6 +68,7 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<Vec<String>>
     security(("bearer" = ["webhooks:write"])),
     responses(
         (status = 201, description = "The endpoint, with its secret", body = EndpointView),
+        (status = 409, description = "The account has 100 endpoints already (`webhook_limit_reached`)"),
     )
 )]
 #[tracing::instrument(skip_all, err(level = "info"))]

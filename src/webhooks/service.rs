@@ -18,6 +18,8 @@ use crate::time::Timestamp;
 /// The default and largest page of a delivery log.
 pub const DEFAULT_PAGE: i64 = 50;
 pub const MAX_PAGE: i64 = 100;
+/// The most endpoints an account may have.
+pub const MAX_ENDPOINTS: i64 = 100;
 
 /// The webhook service; cheap to clone.
 #[derive(Clone)]
@@ -73,6 +75,13 @@ impl Webhooks {
         let types = validate::types(new.types)?;
         let secret = signing::new_secret();
         let mut conn = self.db.acquire().await?;
+        // A soft limit: two creations racing may pass it by one.
+        if store::count(&mut conn, caller.account_id).await? >= MAX_ENDPOINTS {
+            return Err(Error::conflict(
+                ErrorCode::WebhookLimitReached,
+                format!("an account may have at most {MAX_ENDPOINTS} webhook endpoints"),
+            ));
+        }
         let endpoint = store::insert(
             &mut conn,
             caller.account_id,

@@ -101,6 +101,18 @@ pub async fn get(
     .await
 }
 
+/// How many endpoints the account has.
+#[tracing::instrument(skip_all, err)]
+pub async fn count(conn: &mut PgConnection, account_id: Uuid) -> Result<i64, sqlx::Error> {
+    let n = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM webhook_endpoints WHERE account_id = $1"#,
+        account_id
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(n)
+}
+
 /// The account's endpoints, oldest first.
 #[tracing::instrument(skip_all, err)]
 pub async fn list(conn: &mut PgConnection, account_id: Uuid) -> Result<Vec<Endpoint>, sqlx::Error> {
