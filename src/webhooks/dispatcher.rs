@@ -146,7 +146,8 @@ impl Dispatcher {
         )
         .await?;
         let Some(settled) = settled else {
-            tracing::info!(delivery = %claimed.id, "a webhook lease ran out mid-delivery; another worker has it");
+            tracing::info!(delivery = %claimed.id,
+                "a webhook delivery was taken over (its lease ran out) or deleted mid-attempt");
             return Ok(());
         };
         tracing::debug!(delivery = %claimed.id, status = ?attempt.status, state = %settled.state,
