@@ -61,6 +61,8 @@ pub struct Config {
     /// Always mark the dashboard's session cookie `Secure` (it is anyway when a trusted proxy
     /// says `X-Forwarded-Proto: https`).
     pub secure_cookies: bool,
+    /// How webhooks are delivered.
+    pub webhooks: crate::webhooks::Settings,
 }
 
 impl Config {
@@ -93,6 +95,7 @@ impl Config {
             session_ttl: Duration::from_secs(12 * 3600),
             session_sweep_interval: Duration::from_secs(600),
             secure_cookies: false,
+            webhooks: crate::webhooks::Settings::default(),
         }
     }
 }

@@ -36,10 +36,12 @@ pub enum ErrorCode {
     InternalError,
     EventsExpired,
     EventPositionAhead,
+    WebhookDisabled,
+    WebhookLimitReached,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 21] = [
+    pub const ALL: [ErrorCode; 23] = [
         ErrorCode::ValidationFailed,
         ErrorCode::MalformedJson,
         ErrorCode::UnsupportedMediaType,
@@ -61,6 +63,8 @@ impl ErrorCode {
         ErrorCode::InternalError,
         ErrorCode::EventsExpired,
         ErrorCode::EventPositionAhead,
+        ErrorCode::WebhookDisabled,
+        ErrorCode::WebhookLimitReached,
     ];
 
     /// The stable snake_case name: problem+json's `code`.
@@ -87,6 +91,8 @@ impl ErrorCode {
             Self::InternalError => "internal_error",
             Self::EventsExpired => "events_expired",
             Self::EventPositionAhead => "event_position_ahead",
+            Self::WebhookDisabled => "webhook_disabled",
+            Self::WebhookLimitReached => "webhook_limit_reached",
         }
     }
 
@@ -115,6 +121,7 @@ impl ErrorCode {
             Self::ServiceUnavailable => 1010,
             Self::EventsExpired => 1011,
             Self::EventPositionAhead => 1012,
+            Self::WebhookDisabled | Self::WebhookLimitReached => 1013,
             Self::Unauthorized => 10000,
             Self::Forbidden => 10001,
         }

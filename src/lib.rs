@@ -24,6 +24,7 @@ pub mod tasks;
 pub mod telemetry;
 pub mod time;
 pub mod tunnels;
+pub mod webhooks;
 
 pub use config::Config;
 pub use server::{app, serve, Server};

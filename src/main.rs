@@ -25,6 +25,9 @@ async fn main() -> std::process::ExitCode {
         Command::Tunnels { server, command } => user::tunnels(server, command).await,
         Command::Tokens { server, command } => user::tokens(server, command).await,
         Command::Events { server, command } => warren::cli::events::events(server, command).await,
+        Command::Webhooks { server, command } => {
+            warren::cli::webhooks::webhooks(server, command).await
+        }
         Command::Openapi => {
             print!("{}", warren::http::openapi::yaml());
             Ok(())

@@ -29,6 +29,7 @@ use crate::telemetry::Meter;
 use crate::tunnels::batcher::{Batcher, BatcherSettings};
 use crate::tunnels::reaper::{self, Reaper};
 use crate::tunnels::{self, Tunnels};
+use crate::webhooks::{dispatcher::Dispatcher, Webhooks};
 
 /// The router for a state.
 pub fn app(state: AppState) -> Router {
@@ -93,6 +94,7 @@ pub fn build_state(config: Config, pool: PgPool) -> anyhow::Result<(AppState, Ru
         tunnels,
         fleet: Fleet::new(pool.clone()),
         events: Events::new(pool.clone(), Hub::new(pool.clone())),
+        webhooks: Webhooks::new(pool.clone()),
         auth,
         gate: Gate::new(meter.clone()),
         db: pool,
@@ -145,12 +147,25 @@ pub fn spawn_tasks(state: &AppState, tasks: &mut JoinSet<()>, shutdown: &Cancell
         batch: config.fleet_retention_batch,
     };
     spawn_periodic(tasks, shutdown, event_retention);
+    let delivery_retention = crate::webhooks::retention::Retention {
+        pool: db.clone(),
+        interval: config.event_retention_interval,
+        retention: config.event_retention,
+        batch: config.fleet_retention_batch,
+    };
+    spawn_periodic(tasks, shutdown, delivery_retention);
     let sessions = auth::sessions::SessionSweep {
         pool: db.clone(),
         interval: config.session_sweep_interval,
     };
     spawn_periodic(tasks, shutdown, sessions);
 
+    let dispatcher = Dispatcher::new(db.clone(), config.webhooks.clone());
+    tasks.spawn(supervise(
+        "webhook dispatcher",
+        shutdown.clone(),
+        move |token| dispatcher.clone().run(token),
+    ));
     let hub = state.events.hub();
     tasks.spawn(supervise(
         "event listener",

@@ -14,6 +14,7 @@ use crate::events::Events;
 use crate::fleet::Fleet;
 use crate::telemetry::Meter;
 use crate::tunnels::Tunnels;
+use crate::webhooks::Webhooks;
 
 /// Cheap to clone: one reference count. Every request clones it once per extractor that reads
 /// it, and a clone of eight separate handles showed up in the heartbeat profile.
@@ -28,6 +29,7 @@ pub struct Services {
     pub connectors: Connectors,
     pub fleet: Fleet,
     pub events: Events,
+    pub webhooks: Webhooks,
     pub gate: Gate,
     pub meter: Meter,
 }

@@ -43,6 +43,27 @@ async fn run_every<P: Periodic>(task: P, shutdown: CancellationToken) {
     tracing::debug!(task = P::NAME, "background task stopped");
 }
 
+/// Runs `step` (one bounded batch of deletions, answering how many rows it deleted) until a
+/// batch comes back short of `batch` or `shutdown`; how many were deleted in all.
+pub async fn in_batches<F, Fut>(
+    batch: i64,
+    shutdown: &CancellationToken,
+    mut step: F,
+) -> Result<u64, sqlx::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<u64, sqlx::Error>>,
+{
+    let mut total = 0;
+    loop {
+        let n = step().await?;
+        total += n;
+        if i64::try_from(n).unwrap_or(i64::MAX) < batch || shutdown.is_cancelled() {
+            return Ok(total);
+        }
+    }
+}
+
 /// Runs a background task until `shutdown`, restarting it (after a pause) if it panics.
 pub async fn supervise<F, Fut>(name: &'static str, shutdown: CancellationToken, task: F)
 where

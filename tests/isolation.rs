@@ -58,11 +58,19 @@ impl World {
             "adas_only_connector",
             "connection",
             "token",
+            "webhook",
+            "delivery",
         ]
         .iter()
         .map(|name| self.id(name))
         .collect();
-        out.extend([self.ada.email.as_str(), "ada-device-name", "ada-token-name"]);
+        out.extend([
+            self.ada.email.as_str(),
+            "ada-device-name",
+            "ada-token-name",
+            "ada-hook-host",
+            "ada-webhook-description",
+        ]);
         out
     }
 }
@@ -156,6 +164,7 @@ const CF: &str = "/client/v4/accounts";
 /// Ada's objects in the path parameters.
 const LIVE: &[(&str, &str)] = &[("id", "live")];
 const STOPPED: &[(&str, &str)] = &[("id", "stopped")];
+const WEBHOOK: &[(&str, &str)] = &[("id", "webhook")];
 const ADAS_CF_TUNNEL: &[(&str, &str)] = &[("account_id", "ada_account"), ("tunnel_id", "live")];
 /// Bob's own account id in the path, Ada's objects after it.
 const BOBS_CF_TUNNEL: &[(&str, &str)] = &[("account_id", "bob_account"), ("tunnel_id", "live")];
@@ -343,6 +352,42 @@ fn table() -> Vec<(&'static str, Vec<Case>)> {
             ]
             .concat(),
         ),
+        // Webhooks: Ada's endpoint and her delivery, also behind Bob's own endpoint.
+        ("listWebhooks", vec![case(&[], Own)]),
+        (
+            "createWebhook",
+            vec![case(&[], Own)
+                .body(|_| json!({"url": "https://bob.example/hook", "enabled": false}))],
+        ),
+        ("getWebhook", vec![case(WEBHOOK, NotFound)]),
+        (
+            "updateWebhook",
+            vec![
+                case(WEBHOOK, NotFound).body(|_| json!({"enabled": true})),
+                case(WEBHOOK, NotFound)
+                    .body(|_| json!({"url": "https://bob.example/", "types": null})),
+            ],
+        ),
+        ("rotateWebhookSecret", vec![case(WEBHOOK, NotFound)]),
+        ("pingWebhook", vec![case(WEBHOOK, NotFound)]),
+        (
+            "listWebhookDeliveries",
+            vec![
+                case(WEBHOOK, NotFound),
+                case(WEBHOOK, NotFound).query("?limit=100"),
+            ],
+        ),
+        (
+            "redeliverWebhook",
+            vec![
+                case(&[("id", "webhook"), ("deliveryId", "delivery")], NotFound),
+                case(
+                    &[("id", "bobs_webhook"), ("deliveryId", "delivery")],
+                    NotFound,
+                ),
+            ],
+        ),
+        ("deleteWebhook", vec![case(WEBHOOK, NotFound)]),
         // Last: Bob reports a device with Ada's device id. It is his own device from then on
         // (so the lists above ran before it).
         (
@@ -490,8 +535,38 @@ async fn world(app: &TestApp) -> World {
         )
         .await;
     json_of(beat, StatusCode::OK).await;
-    // Bob: his own tunnel, an API token.
+    // A webhook endpoint of Ada's (disabled, so that nothing changes it while the table is
+    // walked) with a delivery in its log.
+    let body = json!({"url": "https://ada-hook-host.example/hook", "enabled": false,
+        "description": "ada-webhook-description", "types": ["tunnel.failed.v1"]});
+    let webhook = json_of(
+        app.post("/v1/webhooks", &ada.token, body).await,
+        StatusCode::CREATED,
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let delivery: Uuid = sqlx::query_scalar(
+        "INSERT INTO webhook_deliveries (endpoint_id, account_id, event_type, payload, message_id, state)
+         VALUES ($1, $2, 'webhook.ping.v1', '{}', 'ping_ada', 'failed') RETURNING id",
+    )
+    .bind(Uuid::parse_str(&webhook).unwrap())
+    .bind(Uuid::parse_str(&ada.account_id).unwrap())
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    // Bob: his own tunnel, an API token, a (disabled) webhook endpoint.
     let bobs = app.tunnel(&bob.token, json!({"requestedPort": 3})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let body = json!({"url": "https://bob.example/own", "enabled": false});
+    let bobs_webhook = json_of(
+        app.post("/v1/webhooks", &bob.token, body).await,
+        StatusCode::CREATED,
+    )
+    .await["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -508,6 +583,9 @@ async fn world(app: &TestApp) -> World {
         ("token", token["id"].as_str().unwrap().to_owned()),
         ("device", device),
         ("bobs", bobs),
+        ("webhook", webhook),
+        ("delivery", delivery.to_string()),
+        ("bobs_webhook", bobs_webhook),
         ("ada_account", ada.account_id.clone()),
         ("bob_account", bob.account_id.clone()),
     ];
@@ -536,6 +614,9 @@ async fn adas_state(app: &TestApp, w: &World) -> Value {
         "/v1/fleet-status/devices?source=hourly",
         "/v1/devices/{device}/fleet-status/live?sinceMinutes=60",
         "/client/v4/accounts/{ada_account}/cfd_tunnel/{live}/connections",
+        "/v1/webhooks",
+        "/v1/webhooks/{webhook}",
+        "/v1/webhooks/{webhook}/deliveries",
     ] {
         let path = w.fill(path);
         let body = json_of(app.get(&path, &w.ada.token).await, StatusCode::OK).await;
@@ -557,7 +638,11 @@ async fn adas_state(app: &TestApp, w: &World) -> Value {
              'snapshots', (SELECT jsonb_agg(to_jsonb(s) ORDER BY id) FROM device_snapshots s
                            WHERE account_id = $1),
              'hours', (SELECT jsonb_agg(to_jsonb(h) ORDER BY device_id, hour) FROM device_hourly h
-                       WHERE account_id = $1))",
+                       WHERE account_id = $1),
+             'webhooks', (SELECT jsonb_agg(to_jsonb(w) ORDER BY id) FROM webhook_endpoints w
+                          WHERE account_id = $1),
+             'deliveries', (SELECT jsonb_agg(to_jsonb(d) ORDER BY seq) FROM webhook_deliveries d
+                            WHERE account_id = $1))",
     )
     .bind(Uuid::parse_str(&w.ada.account_id).unwrap())
     .fetch_one(&app.db)

@@ -67,6 +67,8 @@ fn valid_body(op: &Operation, o: &Objects) -> Option<Value> {
         "updateTunnel" => json!({"status": "stopping"}),
         "createToken" => json!({"name": "walk", "scopes": ["tunnels:read"]}),
         "ingestDeviceStatus" => snapshot(o.device, 0),
+        "createWebhook" => json!({"url": "https://example.com/hook"}),
+        "updateWebhook" => json!({"enabled": false}),
         "register" | "login" => json!({"email": "walk@example.com", "password": PASSWORD}),
         other => panic!("add a valid body for the new operation {other} to this walk"),
     })

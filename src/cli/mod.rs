@@ -4,6 +4,7 @@
 pub mod config_file;
 pub mod events;
 pub mod user;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -51,6 +52,13 @@ pub enum Command {
         server: ServerArgs,
         #[command(subcommand)]
         command: EventsCommand,
+    },
+    /// Manage webhook endpoints and their deliveries.
+    Webhooks {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(subcommand)]
+        command: WebhooksCommand,
     },
     /// Print the OpenAPI document (what `openapi.yaml` and `GET /openapi.yaml` hold).
     Openapi,
@@ -119,6 +127,54 @@ pub enum EventsCommand {
         #[arg(long)]
         after: Option<i64>,
         /// Print each event's JSON, one per line.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum WebhooksCommand {
+    /// Create an endpoint; its signing secret is printed once.
+    Create {
+        /// Where to POST the events (http or https).
+        url: String,
+        /// Only these event types, repeated or comma-separated (default: every type).
+        #[arg(long = "type", value_delimiter = ',')]
+        types: Vec<String>,
+        #[arg(long)]
+        description: Option<String>,
+        /// Print the server's JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The account's endpoints.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// An endpoint's deliveries, newest first, with their attempts.
+    Deliveries {
+        /// The endpoint's id.
+        id: String,
+        /// How many (1-100).
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Deliver one delivery's event again (same `webhook-id`).
+    Redeliver {
+        /// The endpoint's id.
+        id: String,
+        /// The delivery's id (from `warren webhooks deliveries`).
+        delivery_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// A new signing secret, printed once; the old one stays valid for 24 hours.
+    RotateSecret {
+        /// The endpoint's id.
+        id: String,
         #[arg(long)]
         json: bool,
     },
@@ -233,6 +289,16 @@ pub struct ServeArgs {
     /// proxy that sends `X-Forwarded-Proto: https`).
     #[arg(long, env = "WARREN_SECURE_COOKIES", default_value_t = false, action = clap::ArgAction::Set)]
     pub secure_cookies: bool,
+    /// Deliver webhooks to loopback, private, link-local and metadata addresses too.
+    #[arg(long, env = "WARREN_WEBHOOK_ALLOW_PRIVATE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub webhook_allow_private: bool,
+    /// How many hours a webhook endpoint may fail before its delivery is given up and the
+    /// endpoint disabled.
+    #[arg(long, env = "WARREN_WEBHOOK_RETRY_HOURS", default_value_t = 72, value_parser = clap::value_parser!(u32).range(1..=720))]
+    pub webhook_retry_hours: u32,
+    /// The first webhook retry's wait in milliseconds (each next one doubles); for tests.
+    #[arg(long, env = "WARREN_WEBHOOK_BACKOFF_BASE_MS", default_value_t = 5000, hide = true, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub webhook_backoff_base_ms: u64,
     /// Log format: `text` or `json`.
     #[arg(long, env = "WARREN_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
@@ -268,6 +334,12 @@ impl ServeArgs {
             event_retention: Duration::from_secs(u64::from(self.event_retention_days) * 86_400),
             session_ttl: Duration::from_secs(u64::from(self.session_ttl_hours) * 3600),
             secure_cookies: self.secure_cookies,
+            webhooks: crate::webhooks::Settings {
+                allow_private: self.webhook_allow_private,
+                retry_window: Duration::from_secs(u64::from(self.webhook_retry_hours) * 3600),
+                backoff_base: Duration::from_millis(self.webhook_backoff_base_ms),
+                ..defaults.webhooks.clone()
+            },
             ..defaults
         }
     }

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::store;
 use crate::error::Error;
-use crate::tasks::Periodic;
+use crate::tasks::{in_batches, Periodic};
 
 /// The retention task; cheap to clone.
 #[derive(Clone)]
@@ -30,15 +30,11 @@ impl Periodic for Retention {
     }
 
     async fn tick(&self, shutdown: &CancellationToken) -> Result<(), Error> {
-        let mut deleted = 0;
-        loop {
+        let deleted = in_batches(self.batch, shutdown, || async {
             let mut conn = self.pool.acquire().await?;
-            let n = store::delete_older_than(&mut conn, self.retention, self.batch).await?;
-            deleted += n;
-            if (n as i64) < self.batch || shutdown.is_cancelled() {
-                break;
-            }
-        }
+            store::delete_older_than(&mut conn, self.retention, self.batch).await
+        })
+        .await?;
         if deleted > 0 {
             tracing::info!(deleted, "event retention deleted old events");
         }

@@ -20,6 +20,8 @@ pub mod schemas;
 pub mod tokens;
 pub mod tunnel_list;
 pub mod tunnels;
+pub mod webhook_deliveries;
+pub mod webhooks;
 
 use std::time::{Duration, Instant};
 

@@ -43,6 +43,7 @@ pub const YAML_CONTENT_TYPE: &str = "application/yaml";
         (name = "connectors", description = "The agents serving a tunnel, and their connections"),
         (name = "fleet", description = "Device fleet status"),
         (name = "events", description = "The account's event log, paged or live"),
+        (name = "webhooks", description = "Webhook endpoints, their deliveries (signed per the Standard Webhooks spec) and their logs"),
         (name = "cloudflare", description = "Cloudflare-compatible routes, in Cloudflare's envelope"),
         (name = "operations", description = "Health, readiness, metrics and this document"),
     )
@@ -63,6 +64,8 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(super::connectors::router())
         .merge(super::fleet::router())
         .merge(super::events::router())
+        .merge(super::webhooks::router())
+        .merge(super::webhook_deliveries::router())
         .merge(compat::router())
 }
 

@@ -21,6 +21,7 @@ pub mod pgbouncer;
 pub mod postgres;
 pub mod process;
 pub mod proxy;
+pub mod receiver;
 pub mod replication;
 pub mod sse;
 pub mod transitions;
@@ -387,6 +388,15 @@ impl TestApp {
             ids.push(t["id"].as_str().unwrap().to_owned());
         }
         ids
+    }
+
+    /// Creates a webhook endpoint and returns it (with its secret).
+    pub async fn webhook(&self, token: &str, body: Value) -> Value {
+        json_of(
+            self.post("/v1/webhooks", token, body).await,
+            StatusCode::CREATED,
+        )
+        .await
     }
 
     pub async fn heartbeat(&self, token: &str, id: &str) -> reqwest::Response {
