@@ -172,6 +172,8 @@ async fn no_page_is_reachable_signed_out() {
         format!("/devices/{device}"),
         "/tokens".to_owned(),
         "/events".to_owned(),
+        "/webhooks".to_owned(),
+        format!("/webhooks/{token_id}"),
     ] {
         let page = visitor.get(&path).await;
         assert_eq!(page.status, StatusCode::SEE_OTHER, "{path}");
@@ -203,6 +205,8 @@ async fn no_page_is_reachable_signed_out() {
         format!("/tunnels/{tunnel}/delete"),
         "/tokens".to_owned(),
         format!("/tokens/{token_id}/revoke"),
+        "/webhooks".to_owned(),
+        format!("/webhooks/{token_id}/ping"),
         "/logout".to_owned(),
     ] {
         let page = visitor

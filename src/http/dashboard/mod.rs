@@ -22,6 +22,7 @@ mod page;
 mod session;
 mod tokens;
 mod tunnels;
+mod webhooks;
 
 use axum::http::{header, HeaderValue};
 use axum::response::{Redirect, Response};
@@ -32,13 +33,12 @@ use crate::state::AppState;
 
 pub use page::Layout;
 
-/// The pages in the navigation, in order: (key, path, label). The webhooks page, being
-/// built beside this, goes here as `("webhooks", "/webhooks", "Webhooks")`, with its module
-/// and routes below.
-pub const NAV: [(&str, &str, &str); 4] = [
+/// The pages in the navigation, in order: (key, path, label).
+pub const NAV: [(&str, &str, &str); 5] = [
     ("tunnels", "/tunnels", "Tunnels"),
     ("devices", "/devices", "Devices"),
     ("events", "/events", "Events"),
+    ("webhooks", "/webhooks", "Webhooks"),
     ("tokens", "/tokens", "API tokens"),
 ];
 
@@ -57,6 +57,16 @@ pub fn router() -> Router<AppState> {
         .route("/tokens", get(tokens::list).post(tokens::create))
         .route("/tokens/{id}/revoke", post(tokens::revoke))
         .route("/events", get(events::list))
+        .route("/webhooks", get(webhooks::list).post(webhooks::create))
+        .route("/webhooks/{id}", get(webhooks::show))
+        .route("/webhooks/{id}/ping", post(webhooks::ping))
+        .route("/webhooks/{id}/enabled", post(webhooks::set_enabled))
+        .route("/webhooks/{id}/rotate", post(webhooks::rotate))
+        .route("/webhooks/{id}/delete", post(webhooks::delete))
+        .route(
+            "/webhooks/{id}/deliveries/{delivery}/redeliver",
+            post(webhooks::redeliver),
+        )
         .route(live::PATH, get(live::stream))
         .route("/assets/{name}", get(assets::serve))
         .layer(middleware::map_response(protect))
