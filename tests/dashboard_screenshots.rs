@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use common::browser::Browser;
 use common::fleet::{ingest, rfc3339};
+use common::receiver::Receiver;
 use common::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -164,10 +165,26 @@ async fn screenshots_of_the_main_pages() {
     let Some(browser) = Browser::start().await else {
         return;
     };
-    let app = TestApp::spawn_with(|c| c.base_domain = "tunnels.example.com".into()).await;
+    let app = TestApp::spawn_with(|c| {
+        c.base_domain = "tunnels.example.com".into();
+        c.webhooks.allow_private = true;
+        c.webhooks.poll_interval = Duration::from_millis(50);
+    })
+    .await;
+    let receiver = Receiver::start().await;
     json_of(app.register(EMAIL, PASSWORD).await, StatusCode::CREATED).await;
     let login = json_of(app.login(EMAIL, PASSWORD).await, StatusCode::OK).await;
     let token = login["accessToken"].as_str().unwrap().to_owned();
+    let hook = json!({"url": receiver.url, "description": "on-call pager",
+                      "types": ["tunnel.failed.v1", "connector.disconnected.v1"]});
+    let hook = app.webhook(&token, hook).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ping = app
+        .post(&format!("/v1/webhooks/{hook}/ping"), &token, json!({}))
+        .await;
+    assert_eq!(ping.status(), StatusCode::ACCEPTED);
     let api = fleet(&app, &token).await;
     let update = std::env::var("WARREN_UPDATE_SCREENSHOTS").is_ok_and(|v| v == "1");
     let dir = if update {
@@ -201,6 +218,9 @@ async fn screenshots_of_the_main_pages() {
     shoot(&browser, &dir, "dashboard-tokens").await;
     browser.goto(&app.url("/events")).await;
     shoot(&browser, &dir, "dashboard-events").await;
+    receiver.wait_for(1, Duration::from_secs(15)).await;
+    browser.goto(&app.url(&format!("/webhooks/{hook}"))).await;
+    shoot(&browser, &dir, "dashboard-webhook").await;
     browser.client.set_window_size(390, 844).await.unwrap();
     browser.goto(&app.url("/tunnels")).await;
     shoot(&browser, &dir, "dashboard-phone").await;

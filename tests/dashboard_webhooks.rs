@@ -53,8 +53,15 @@ async fn an_endpoint_made_in_the_dashboard_shows_its_secret_once_and_its_deliver
         .post_from("/webhooks", "/webhooks", &[("url", "ftp://example.com/x")])
         .await;
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(refused.body.contains("id=\"webhook-error\""), "{}", refused.body);
-    assert!(refused.body.contains("ftp://example.com/x"), "the form keeps what was typed");
+    assert!(
+        refused.body.contains("id=\"webhook-error\""),
+        "{}",
+        refused.body
+    );
+    assert!(
+        refused.body.contains("ftp://example.com/x"),
+        "the form keeps what was typed"
+    );
 
     let form = [
         ("url", receiver.url.as_str()),
@@ -84,11 +91,15 @@ async fn an_endpoint_made_in_the_dashboard_shows_its_secret_once_and_its_deliver
     assert_eq!(pinged.location(), path);
     receiver.wait_for(2, WAIT).await;
     let log = json_of(
-        app.get(&format!("/v1/webhooks/{id}/deliveries"), &user.token).await,
+        app.get(&format!("/v1/webhooks/{id}/deliveries"), &user.token)
+            .await,
         StatusCode::OK,
     )
     .await;
-    let first = log.as_array().unwrap().last().unwrap()["id"].as_str().unwrap().to_owned();
+    let first = log.as_array().unwrap().last().unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let again = visitor
         .post_from(&path, &format!("{path}/deliveries/{first}/redeliver"), &[])
         .await;
@@ -97,18 +108,30 @@ async fn an_endpoint_made_in_the_dashboard_shows_its_secret_once_and_its_deliver
     assert_eq!(got[2].header("webhook-id"), got[0].header("webhook-id"));
 
     // Off, on, a new secret shown once, then gone.
-    let off = visitor.post_from(&path, &format!("{path}/enabled"), &[("enabled", "false")]).await;
+    let off = visitor
+        .post_from(&path, &format!("{path}/enabled"), &[("enabled", "false")])
+        .await;
     assert_eq!(off.status, StatusCode::SEE_OTHER);
-    let endpoint = json_of(app.get(&format!("/v1/webhooks/{id}"), &user.token).await, StatusCode::OK).await;
+    let endpoint = json_of(
+        app.get(&format!("/v1/webhooks/{id}"), &user.token).await,
+        StatusCode::OK,
+    )
+    .await;
     assert_eq!(endpoint["enabled"], false);
     assert!(!visitor.get(&path).await.body.contains("Send a test ping"));
-    visitor.post_from(&path, &format!("{path}/enabled"), &[("enabled", "true")]).await;
-    let rotated = visitor.post_from(&path, &format!("{path}/rotate"), &[]).await;
+    visitor
+        .post_from(&path, &format!("{path}/enabled"), &[("enabled", "true")])
+        .await;
+    let rotated = visitor
+        .post_from(&path, &format!("{path}/rotate"), &[])
+        .await;
     assert_eq!(rotated.status, StatusCode::OK);
     let new_secret = secret_in(&rotated);
     assert_ne!(new_secret, secret);
     assert!(rotated.body.contains("24 hours"));
-    let deleted = visitor.post_from(&path, &format!("{path}/delete"), &[]).await;
+    let deleted = visitor
+        .post_from(&path, &format!("{path}/delete"), &[])
+        .await;
     assert_eq!(deleted.location(), "/webhooks");
     assert_eq!(visitor.get(&path).await.status, StatusCode::NOT_FOUND);
     app.stop().await;
@@ -120,7 +143,10 @@ async fn another_accounts_endpoints_are_neither_shown_nor_touched_and_forms_need
     let owner = app.user().await;
     let receiver = Receiver::start().await;
     let endpoint = app
-        .webhook(&owner.token, serde_json::json!({"url": receiver.url, "description": "owners-hook"}))
+        .webhook(
+            &owner.token,
+            serde_json::json!({"url": receiver.url, "description": "owners-hook"}),
+        )
         .await;
     let id = endpoint["id"].as_str().unwrap().to_owned();
     let intruder = app.user().await;
@@ -129,7 +155,10 @@ async fn another_accounts_endpoints_are_neither_shown_nor_touched_and_forms_need
     let listed = visitor.get("/webhooks").await;
     assert_eq!(listed.status, StatusCode::OK);
     assert!(!listed.body.contains(&id) && !listed.body.contains("owners-hook"));
-    assert_eq!(visitor.get(&format!("/webhooks/{id}")).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        visitor.get(&format!("/webhooks/{id}")).await.status,
+        StatusCode::NOT_FOUND
+    );
     for action in ["ping", "rotate", "delete"] {
         let page = visitor
             .post_from("/webhooks", &format!("/webhooks/{id}/{action}"), &[])
@@ -137,18 +166,33 @@ async fn another_accounts_endpoints_are_neither_shown_nor_touched_and_forms_need
         assert_eq!(page.status, StatusCode::NOT_FOUND, "{action}");
     }
     let page = visitor
-        .post_from("/webhooks", &format!("/webhooks/{id}/enabled"), &[("enabled", "false")])
+        .post_from(
+            "/webhooks",
+            &format!("/webhooks/{id}/enabled"),
+            &[("enabled", "false")],
+        )
         .await;
     assert_eq!(page.status, StatusCode::NOT_FOUND);
-    let owned = json_of(app.get(&format!("/v1/webhooks/{id}"), &owner.token).await, StatusCode::OK).await;
+    let owned = json_of(
+        app.get(&format!("/v1/webhooks/{id}"), &owner.token).await,
+        StatusCode::OK,
+    )
+    .await;
     assert_eq!(owned["enabled"], true);
 
     // A form posted without the session's CSRF token does nothing.
     let forged = visitor
-        .post("/webhooks", &[("csrf", "forged"), ("url", receiver.url.as_str())])
+        .post(
+            "/webhooks",
+            &[("csrf", "forged"), ("url", receiver.url.as_str())],
+        )
         .await;
     assert_eq!(forged.status, StatusCode::FORBIDDEN);
-    let mine = json_of(app.get("/v1/webhooks", &intruder.token).await, StatusCode::OK).await;
+    let mine = json_of(
+        app.get("/v1/webhooks", &intruder.token).await,
+        StatusCode::OK,
+    )
+    .await;
     assert_eq!(mine.as_array().unwrap().len(), 0);
     app.stop().await;
 }

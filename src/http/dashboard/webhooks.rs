@@ -105,11 +105,20 @@ struct ListPage {
 }
 
 impl ListPage {
-    async fn new(state: &AppState, signed: &Signed, form: Option<&Posted>) -> Result<Self, PageError> {
+    async fn new(
+        state: &AppState,
+        signed: &Signed,
+        form: Option<&Posted>,
+    ) -> Result<Self, PageError> {
         let endpoints = state.webhooks.list(&signed.session.principal).await?;
         let fields = form.map(|f| &f.fields);
         let ticked = fields.map(|f| f.all("type")).unwrap_or_default();
-        let typed = |name| fields.and_then(|f| f.get(name)).unwrap_or_default().to_owned();
+        let typed = |name| {
+            fields
+                .and_then(|f| f.get(name))
+                .unwrap_or_default()
+                .to_owned()
+        };
         Ok(Self {
             layout: Layout::new(signed, "webhooks", "Webhooks"),
             endpoints: endpoints.iter().map(EndpointRow::new).collect(),
