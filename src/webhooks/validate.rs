@@ -29,9 +29,17 @@ pub fn url(raw: &str) -> Result<String, Error> {
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(bad("must use http or https"));
     }
+    // A URL parser forgives `http:///x` and `http:x` by taking the path as the
+    // host; an address written that way is a mistake, so the host must follow
+    // `scheme://` as written.
+    let written_host = raw
+        .get(parsed.scheme().len()..)
+        .and_then(|rest| rest.strip_prefix("://"))
+        .and_then(|rest| rest.chars().next())
+        .is_some_and(|c| !matches!(c, '/' | '\\' | '?' | '#'));
     match parsed.host_str() {
-        None | Some("") => return Err(bad("must name a host")),
-        Some(_) => {}
+        Some(host) if written_host && !host.is_empty() => {}
+        _ => return Err(bad("must name a host")),
     }
     if !parsed.username().is_empty() || parsed.password().is_some() {
         return Err(bad("must not carry a user name or password"));
@@ -118,6 +126,10 @@ mod tests {
             "javascript:alert(1)",
             "http://",
             "http:///path",
+            "http:example.com/hook",
+            "https:\\\\example.com/",
+            "http://?x",
+            "http:x/?u=http://y",
             "https://user:pw@example.com/",
             "gopher://x",
             "https://example.com/\u{0}",
