@@ -224,7 +224,7 @@ def main():
 
         print("(e) a 100,000-lease reap under heartbeat load", flush=True)
         pg.psql(f"""INSERT INTO tunnels (id, account_id, slug, status, requested_port, lease_expires_at)
-                    SELECT gen_random_uuid(), '{account}', 'reap-' || i, 'active', 8000, date_trunc('second', now()) + interval '8 seconds'
+                    SELECT gen_random_uuid(), '{account}', 'reap-' || i, 'active', 8000, date_trunc('second', now()) + interval '12 seconds'
                     FROM generate_series(1, {args.reap}) i""", "warren")
         expiry = float(pg.psql("SELECT extract(epoch FROM min(lease_expires_at)) FROM tunnels WHERE slug LIKE 'reap-%'", "warren"))
         hb_script = os.path.join(workdir, "hb.lua")

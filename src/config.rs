@@ -28,6 +28,9 @@ pub struct Config {
     pub access_token_ttl: Duration,
     /// How often the reaper looks for expired leases.
     pub reaper_interval: Duration,
+    /// The longest the reaper goes without a pass over the live leases when the last pass
+    /// showed that none ends sooner (at most a quarter of the TTL; zero: a pass every tick).
+    pub reaper_idle_max: Duration,
     /// How many leases the reaper expires in one statement.
     pub reaper_batch: i64,
     /// Stopped and failed tunnels are deleted this long after they stopped.
@@ -79,6 +82,7 @@ impl Config {
             allow_registration: false,
             access_token_ttl: Duration::from_secs(15 * 60),
             reaper_interval: Duration::from_millis(500),
+            reaper_idle_max: Duration::from_secs(10),
             reaper_batch: 2000,
             history_retention: Duration::from_secs(30 * 86_400),
             reconnect_grace: Duration::from_secs(300),

@@ -120,6 +120,7 @@ pub fn spawn_tasks(state: &AppState, tasks: &mut JoinSet<()>, shutdown: &Cancell
         lease_ttl: config.lease_ttl,
         stall_after: reaper::Settings::stall_after(config.lease_ttl, config.reaper_interval),
         history_retention: config.history_retention,
+        idle_max: reaper::Settings::idle_max(config.lease_ttl, config.reaper_idle_max),
     };
     let reaper = Reaper::new(
         db.clone(),

@@ -78,6 +78,67 @@ async fn the_reaper_fails_a_lease_that_is_not_renewed_within_ttl_plus_two_second
 }
 
 #[tokio::test]
+async fn a_reaper_that_skips_passes_still_wakes_for_the_earliest_lease_it_saw() {
+    // Real time, no backdating: a skipping reaper trusts that leases only move later. With a
+    // 4 s TTL it may skip for up to 1 s; the lease must still end within TTL + 2 s.
+    let ttl = Duration::from_secs(4);
+    let app = TestApp::spawn_with(|c| {
+        c.lease_ttl = ttl;
+        c.reaper_idle_max = Duration::from_secs(3600);
+    })
+    .await;
+    let (user, id) = app.user_with_tunnel().await;
+    let hb = json_of(app.heartbeat(&user.token, &id).await, StatusCode::OK).await;
+    let expires = at(&hb["lease"]["expiresAt"]);
+    wait_for_status(&app, &id, "failed", ttl + REAPED_WITHIN * 2).await;
+    let stopped: DateTime<Utc> = sqlx::query_scalar("SELECT stopped_at FROM tunnels WHERE id = $1")
+        .bind(uuid(&id))
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(stopped, expires, "stoppedAt is when the lease ran out");
+}
+
+#[tokio::test]
+async fn the_reapers_pass_finds_run_out_leases_and_how_long_until_the_next_one_ends() {
+    let app = TestApp::spawn_with(|c| {
+        c.lease_ttl = TTL;
+        c.reaper_interval = Duration::from_secs(3600);
+    })
+    .await;
+    let mut conn = app.db.acquire().await.unwrap();
+    let empty = warren::tunnels::leases::due_leases(&mut conn, 10)
+        .await
+        .unwrap();
+    assert!(empty.ids.is_empty());
+    assert_eq!(empty.next_due_in, None, "no live lease bounds anything");
+
+    let user = app.user().await;
+    let ids = app.tunnel_ids(&user.token, 3).await;
+    age_tunnel(&app.db, uuid(&ids[0]), TTL * 2).await;
+    age_tunnel(&app.db, uuid(&ids[1]), TTL * 2).await;
+    age_tunnel(&app.db, uuid(&ids[2]), TTL / 2).await;
+    let pass = warren::tunnels::leases::due_leases(&mut conn, 10)
+        .await
+        .unwrap();
+    let mut due: Vec<String> = pass.ids.iter().map(Uuid::to_string).collect();
+    due.sort();
+    let mut want = vec![ids[0].clone(), ids[1].clone()];
+    want.sort();
+    assert_eq!(due, want);
+    let next = pass.next_due_in.expect("the third lease is still running");
+    assert!(
+        next <= TTL / 2 && next > TTL / 2 - Duration::from_secs(10),
+        "the third lease ends in about {:?}, not {next:?}",
+        TTL / 2
+    );
+    let capped = warren::tunnels::leases::due_leases(&mut conn, 1)
+        .await
+        .unwrap();
+    assert_eq!(capped.ids.len(), 1, "no more than the limit");
+}
+
+#[tokio::test]
 async fn a_stopping_tunnel_whose_lease_runs_out_is_stopped_not_failed() {
     let app = TestApp::spawn_with(|c| c.lease_ttl = TTL).await;
     let (user, id) = app.user_with_tunnel().await;
@@ -179,6 +240,68 @@ async fn an_expired_lease_is_never_reported_as_live_even_before_the_reaper_runs(
         .await
         .unwrap();
     assert!(!reaped, "the reaper ran meanwhile: this proves nothing");
+}
+
+#[tokio::test]
+async fn a_list_page_is_full_after_the_run_out_leases_on_it_are_expired_as_it_is_read() {
+    let app = TestApp::spawn_with(|c| {
+        c.lease_ttl = TTL;
+        c.reaper_interval = Duration::from_secs(3600);
+    })
+    .await;
+    let user = app.user().await;
+    let mut ids = Vec::new();
+    for n in 1..=4 {
+        let t = app
+            .tunnel(
+                &user.token,
+                json!({"slug": format!("paged-{n}"), "requestedPort": 3000}),
+            )
+            .await;
+        ids.push(t["id"].as_str().unwrap().to_owned());
+    }
+    // The two newest, the first page's, ran out; their creation times stay as they were.
+    for id in &ids[2..] {
+        common::clock::backdate(
+            &app.db,
+            "UPDATE tunnels SET lease_expires_at = lease_expires_at - $2 WHERE id = $1",
+            uuid(id),
+            TTL + Duration::from_secs(1),
+        )
+        .await;
+    }
+
+    let response = app.get("/v1/tunnels?limit=2", &user.token).await;
+    assert!(
+        response.headers().get("link").is_none(),
+        "two live tunnels fill the page: no next page"
+    );
+    let listed = json_of(response, StatusCode::OK).await;
+    let shown: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        shown,
+        [ids[1].as_str(), ids[0].as_str()],
+        "newest live first"
+    );
+    for id in &ids[2..] {
+        assert_eq!(
+            stored_status(&app, id).await,
+            ("failed".to_owned(), Some("lease expired".to_owned()))
+        );
+    }
+    let all = json_of(
+        app.get("/v1/tunnels?includeInactive=true&limit=2", &user.token)
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(all[0]["id"], ids[3].as_str());
+    assert_eq!(all[0]["status"], "failed");
 }
 
 #[tokio::test]

@@ -22,6 +22,8 @@ use crate::time::millis;
 pub struct Due<'a> {
     pub account_id: Option<Uuid>,
     pub id: Option<Uuid>,
+    /// Any of these tunnels (a page that was read).
+    pub ids: Option<&'a [Uuid]>,
     pub slug: Option<&'a str>,
 }
 
@@ -80,6 +82,7 @@ pub async fn expire_due(
                  AND ($1::uuid IS NULL OR account_id = $1)
                  AND ($2::uuid IS NULL OR id = $2)
                  AND ($3::text IS NULL OR slug = $3)
+                 AND ($8::uuid[] IS NULL OR id = ANY($8))
                RETURNING t.id, t.account_id, t.status, tunnel_json(t, $4) AS data
            )
            SELECT append_events(
@@ -96,21 +99,61 @@ pub async fn expire_due(
         expiry.failed,
         expiry.stopped,
         expiry.reaper,
+        due.ids,
     )
     .fetch_one(conn)
     .await?;
     Ok(u64::try_from(expired).unwrap_or(0))
 }
 
-/// One batch of the reaper: up to `limit` due leases, skipping rows other transactions hold
-/// (another replica's reaper, a heartbeat in flight), in no particular order (an order would
-/// sort the whole live set for every batch). The statement writes the batch's transition log
+/// What one pass over the live set found: the tunnels whose leases have run out (up to the
+/// limit asked, in no particular order), and how long until the earliest other lease ends.
+#[derive(Debug)]
+pub struct DueLeases {
+    pub ids: Vec<Uuid>,
+    /// `None` when no other lease is live or the earliest is already past (leases on hold,
+    /// whose end is only counted from the grace the next tick gives).
+    pub next_due_in: Option<Duration>,
+}
+
+/// One pass over the live set, which the reaper then expires batch by batch through the
+/// primary key (a batch that searched the live set itself would pass over every row the
+/// batches before it had ended, since those stay in the partial index until vacuum). No
+/// lease index is kept, so that heartbeats stay HOT updates: the pass reads every live row,
+/// and the earliest lease still running tells the reaper how long it may skip the next one.
+#[tracing::instrument(skip_all, err(level = "info"))]
+pub async fn due_leases(conn: &mut PgConnection, limit: i32) -> Result<DueLeases, sqlx::Error> {
+    let row = sqlx::query!(
+        r#"SELECT COALESCE((array_agg(id) FILTER (
+                                WHERE lease_expires_at <= (SELECT lease_cutoff())))[1:$1],
+                            '{}') AS "ids!",
+                  (extract(epoch FROM min(lease_expires_at) FILTER (
+                        WHERE lease_expires_at > (SELECT lease_cutoff())) - now()) * 1000)::bigint
+                      AS next_due_ms
+           FROM tunnels
+           WHERE status IN ('creating', 'active', 'stopping')"#,
+        limit
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(DueLeases {
+        ids: row.ids,
+        next_due_in: row
+            .next_due_ms
+            .and_then(|ms| u64::try_from(ms).ok())
+            .map(Duration::from_millis),
+    })
+}
+
+/// One batch of the reaper: those of `ids` whose leases have still run out, skipping rows
+/// other transactions hold (another replica's reaper, a heartbeat in flight; a lease renewed
+/// since [`due_leases`] read it is left alone). The statement writes the batch's transition log
 /// and events itself, set-based, instead of the row trigger (`warren.transitions_logged`
 /// tells the trigger so): it only ever moves live tunnels to `failed` or `stopped`.
 #[tracing::instrument(skip_all, err(level = "info"))]
 pub async fn reap_batch(
     conn: &mut PgConnection,
-    limit: i64,
+    ids: &[Uuid],
     base_domain: &str,
 ) -> Result<Vec<(Uuid, String)>, sqlx::Error> {
     let expiry = Expiry::new(base_domain);
@@ -121,9 +164,9 @@ pub async fn reap_batch(
     let rows = sqlx::query!(
         r#"WITH due AS (
                SELECT id, status FROM tunnels
-               WHERE status IN ('creating', 'active', 'stopping')
+               WHERE id = ANY($1)
+                 AND status IN ('creating', 'active', 'stopping')
                  AND lease_expires_at <= (SELECT lease_cutoff())
-               LIMIT $1
                FOR UPDATE SKIP LOCKED
            ),
            moved AS (
@@ -150,7 +193,7 @@ pub async fn reap_batch(
                FROM moved
            )
            SELECT id, status FROM moved, emitted"#,
-        limit,
+        ids,
         expiry.base_domain,
         expiry.failed,
         expiry.stopped,
@@ -272,18 +315,7 @@ pub async fn renew_many(
     Ok(rows
         .into_iter()
         .map(|r| RenewedRow {
-            tunnel: Tunnel {
-                id: r.id,
-                account_id: r.account_id,
-                slug: r.slug,
-                status: r.status,
-                requested_port: r.requested_port,
-                created_at: r.created_at,
-                last_heartbeat_at: r.last_heartbeat_at,
-                lease_expires_at: r.lease_expires_at,
-                stopped_at: r.stopped_at,
-                last_error: r.last_error,
-            },
+            tunnel: tunnel_of!(r),
             seen_connectors: r.seen,
         })
         .collect())

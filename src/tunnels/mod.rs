@@ -3,6 +3,25 @@
 //! [`Tunnels`] is the service both route families call; [`store`] holds the SQL, [`batcher`]
 //! the heartbeat group commit, [`reaper`] and [`clock`] the lease expiry.
 
+/// A [`Tunnel`] from a record (of `query!`) that selected every tunnel column, moving its
+/// fields out and leaving the record's other columns readable.
+macro_rules! tunnel_of {
+    ($r:ident) => {
+        $crate::tunnels::Tunnel {
+            id: $r.id,
+            account_id: $r.account_id,
+            slug: $r.slug,
+            status: $r.status,
+            requested_port: $r.requested_port,
+            created_at: $r.created_at,
+            last_heartbeat_at: $r.last_heartbeat_at,
+            lease_expires_at: $r.lease_expires_at,
+            stopped_at: $r.stopped_at,
+            last_error: $r.last_error,
+        }
+    };
+}
+
 pub mod batcher;
 pub mod clock;
 mod heartbeat;

@@ -1,20 +1,32 @@
 //! The reaper: a supervised background task that expires leases that ran out.
 //!
-//! Each tick expires due leases in bounded batches (`FOR UPDATE SKIP LOCKED`, so several
-//! replicas on one database share the work without transitioning anything twice, and no
-//! batch holds locks long enough to stall heartbeats). A failed tick is logged and retried on
-//! the next one (see [`crate::tasks`]).
+//! Each tick stamps the lease clock, then one pass over the live set finds the due leases,
+//! which are expired in bounded batches (`FOR UPDATE SKIP LOCKED`, so several replicas on one
+//! database share the work without transitioning anything twice, and no batch holds locks
+//! long enough to stall heartbeats). Leases only ever move later (a heartbeat, a new tunnel
+//! and the outage grace all give at least what was there), so when the pass found nothing
+//! due, the earliest live lease is a bound: no pass is needed before it ends, and the reaper
+//! skips passes until then (at most [`Settings::idle_max`]), which keeps the scan of a
+//! million live rows off the database most of the time. A failed tick is logged and retried
+//! on the next one (see [`crate::tasks`]).
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rand::seq::SliceRandom;
 use sqlx::PgPool;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use super::{clock, idempotency, leases, store};
 use crate::error::Error;
 use crate::tasks::Periodic;
 use crate::telemetry::Meter;
+
+/// The most leases one tick expires; the rest wait for the next tick.
+const MAX_PER_TICK: i32 = 1_000_000;
 
 /// How the reaper runs.
 #[derive(Clone, Copy, Debug)]
@@ -28,6 +40,9 @@ pub struct Settings {
     pub stall_after: Duration,
     /// Stopped and failed tunnels older than this are deleted.
     pub history_retention: Duration,
+    /// The longest the reaper skips its pass over the live set when it knows that no lease
+    /// ends sooner; zero makes it look on every tick.
+    pub idle_max: Duration,
 }
 
 impl Settings {
@@ -39,6 +54,13 @@ impl Settings {
             .max(interval * 10)
             .max(Duration::from_secs(1))
     }
+
+    /// A quarter of the TTL at most: a tunnel created in a transaction that began before a
+    /// pass and committed after it holds a lease from that earlier start, and this leaves it
+    /// three quarters of a TTL to commit in without its expiry being late.
+    pub fn idle_max(lease_ttl: Duration, configured: Duration) -> Duration {
+        configured.min(lease_ttl / 4)
+    }
 }
 
 /// The reaper task; cheap to clone.
@@ -49,6 +71,8 @@ pub struct Reaper {
     /// The base domain the tunnels in the events are shown with.
     base_domain: Arc<str>,
     meter: Meter,
+    /// No pass over the live set is needed before this.
+    skip_until: Arc<Mutex<Option<Instant>>>,
 }
 
 impl Reaper {
@@ -58,15 +82,18 @@ impl Reaper {
             settings,
             base_domain: base_domain.into(),
             meter,
+            skip_until: Arc::default(),
         }
     }
 
-    /// Expires every due lease now: two workers (one per core of a small machine;
-    /// `SKIP LOCKED` keeps their batches apart) each take batch after batch until one comes
-    /// back short. How many expired.
-    pub async fn sweep(&self, shutdown: &CancellationToken) -> Result<usize, sqlx::Error> {
-        self.tick_clock().await?;
-        let (a, b) = tokio::try_join!(self.drain(shutdown), self.drain(shutdown))?;
+    /// One tick: stamps the clock, expires the due leases unless the last pass showed that
+    /// none can be due yet, and does the housekeeping. How many leases expired.
+    async fn sweep(&self, shutdown: &CancellationToken) -> Result<usize, sqlx::Error> {
+        let expired = if self.tick_clock().await? || !self.may_skip() {
+            self.expire_due(shutdown).await?
+        } else {
+            0
+        };
         // Housekeeping that rides along, one bounded batch a tick: idempotency keys past
         // their 24 hours, and tunnel history past its retention.
         let batch = self.settings.batch;
@@ -77,11 +104,45 @@ impl Reaper {
         if pruned > 0 {
             tracing::info!(pruned, "reaper deleted tunnel history past its retention");
         }
+        Ok(expired)
+    }
+
+    /// Whether no lease can have run out since the last pass.
+    fn may_skip(&self) -> bool {
+        let skip_until = self.skip_until.lock().unwrap_or_else(|e| e.into_inner());
+        skip_until.is_some_and(|until| Instant::now() < until)
+    }
+
+    /// One pass over the live set, then two workers (one per core of a small machine) take
+    /// batch after batch of the due leases; `SKIP LOCKED` keeps their batches, and other
+    /// replicas' reapers, apart. How many expired.
+    async fn expire_due(&self, shutdown: &CancellationToken) -> Result<usize, sqlx::Error> {
+        *self.skip_until.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        let looked_at = Instant::now();
+        let due = {
+            let mut conn = self.pool.acquire().await?;
+            leases::due_leases(&mut conn, MAX_PER_TICK).await?
+        };
+        let mut batches: Vec<&[Uuid]> = due
+            .ids
+            .chunks(self.settings.batch.max(1) as usize)
+            .collect();
+        // Replicas that read the same due leases start on different batches.
+        batches.shuffle(&mut rand::thread_rng());
+        let next = AtomicUsize::new(0);
+        let (a, b) = tokio::try_join!(
+            self.drain(&batches, &next, shutdown),
+            self.drain(&batches, &next, shutdown)
+        )?;
+        if let Some(idle) = idle_after(&due, a + b, &self.settings) {
+            *self.skip_until.lock().unwrap_or_else(|e| e.into_inner()) = Some(looked_at + idle);
+        }
         Ok(a + b)
     }
 
-    /// Stamps the lease clock, giving the outage grace when the reaper could not run.
-    async fn tick_clock(&self) -> Result<(), sqlx::Error> {
+    /// Stamps the lease clock, giving the outage grace when the reaper could not run;
+    /// whether it did.
+    async fn tick_clock(&self) -> Result<bool, sqlx::Error> {
         let settings = self.settings;
         let mut tx = self.pool.begin().await?;
         let grace = clock::tick(&mut tx, settings.stall_after, settings.lease_ttl).await?;
@@ -95,15 +156,23 @@ impl Reaper {
             self.meter
                 .record(|| metrics::counter!("warren_outage_graces_total").increment(1));
         }
-        Ok(())
+        Ok(grace.is_some())
     }
 
-    async fn drain(&self, shutdown: &CancellationToken) -> Result<usize, sqlx::Error> {
-        let batch = self.settings.batch;
+    /// Takes the next batch not yet taken until none is left (or shutdown).
+    async fn drain(
+        &self,
+        batches: &[&[Uuid]],
+        next: &AtomicUsize,
+        shutdown: &CancellationToken,
+    ) -> Result<usize, sqlx::Error> {
         let mut total = 0;
-        loop {
+        while let Some(ids) = batches.get(next.fetch_add(1, Ordering::Relaxed)) {
+            if shutdown.is_cancelled() {
+                break;
+            }
             let mut conn = self.pool.acquire().await?;
-            let expired = leases::reap_batch(&mut conn, batch, &self.base_domain).await?;
+            let expired = leases::reap_batch(&mut conn, ids, &self.base_domain).await?;
             clock::touch(&mut conn).await?;
             total += expired.len();
             for (id, status) in &expired {
@@ -113,11 +182,21 @@ impl Reaper {
                         .increment(1)
                 });
             }
-            if (expired.len() as i64) < batch || shutdown.is_cancelled() {
-                return Ok(total);
-            }
         }
+        Ok(total)
     }
+}
+
+/// How long after a pass that found `pass` and expired `expired` leases the next pass may be
+/// skipped. Only a pass that left nothing behind (not a lease past the limit, a batch left
+/// at shutdown, or a due row that another transaction held or renewed) may be trusted.
+fn idle_after(pass: &leases::DueLeases, expired: usize, settings: &Settings) -> Option<Duration> {
+    let all_done = pass.ids.len() < MAX_PER_TICK as usize && expired == pass.ids.len();
+    let idle = pass
+        .next_due_in
+        .filter(|_| all_done)?
+        .min(settings.idle_max);
+    (idle > settings.interval).then_some(idle)
 }
 
 impl Periodic for Reaper {
@@ -133,5 +212,84 @@ impl Periodic for Reaper {
             tracing::info!(expired, "reaper expired leases");
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(idle_max: Duration) -> Settings {
+        Settings {
+            interval: Duration::from_millis(500),
+            batch: 100,
+            lease_ttl: Duration::from_secs(60),
+            stall_after: Duration::from_secs(20),
+            history_retention: Duration::from_secs(86_400),
+            idle_max,
+        }
+    }
+
+    fn pass(due: usize, next_due_in: Option<u64>) -> leases::DueLeases {
+        leases::DueLeases {
+            ids: (0..due).map(|_| Uuid::new_v4()).collect(),
+            next_due_in: next_due_in.map(Duration::from_secs),
+        }
+    }
+
+    #[test]
+    fn a_pass_that_left_nothing_behind_is_trusted_until_the_earliest_lease_ends() {
+        let s = settings(Duration::from_secs(10));
+        assert_eq!(
+            idle_after(&pass(0, Some(4)), 0, &s),
+            Some(Duration::from_secs(4))
+        );
+        assert_eq!(
+            idle_after(&pass(3, Some(4)), 3, &s),
+            Some(Duration::from_secs(4))
+        );
+        assert_eq!(
+            idle_after(&pass(0, Some(45)), 0, &s),
+            Some(Duration::from_secs(10)),
+            "never longer than idle_max"
+        );
+    }
+
+    #[test]
+    fn a_pass_that_left_leases_behind_or_saw_none_live_is_not_trusted() {
+        let s = settings(Duration::from_secs(10));
+        assert_eq!(
+            idle_after(&pass(3, Some(4)), 2, &s),
+            None,
+            "one was held or renewed"
+        );
+        assert_eq!(
+            idle_after(&pass(0, None), 0, &s),
+            None,
+            "no lease live, or on hold"
+        );
+        assert_eq!(
+            idle_after(&pass(0, Some(0)), 0, &s),
+            None,
+            "one ends before the next tick"
+        );
+        assert_eq!(
+            idle_after(&pass(0, Some(40)), 0, &settings(Duration::ZERO)),
+            None
+        );
+    }
+
+    #[test]
+    fn idle_max_is_at_most_a_quarter_of_the_ttl() {
+        let ttl = Duration::from_secs(60);
+        assert_eq!(
+            Settings::idle_max(ttl, Duration::from_secs(10)),
+            Duration::from_secs(10)
+        );
+        assert_eq!(
+            Settings::idle_max(ttl, Duration::from_secs(3600)),
+            Duration::from_secs(15)
+        );
+        assert_eq!(Settings::idle_max(ttl, Duration::ZERO), Duration::ZERO);
     }
 }
