@@ -30,7 +30,7 @@ def pg_bin():
 
 
 class Postgres:
-    def __init__(self, workdir):
+    def __init__(self, workdir, shared_buffers="256MB"):
         self.bin = pg_bin()
         self.dir = os.path.join(workdir, "pg")
         self.port = free_port()
@@ -42,7 +42,7 @@ class Postgres:
             os.chmod(workdir, 0o755)
             os.chown(self.dir, pw.pw_uid, pw.pw_gid)
         self.run("initdb", "-D", self.dir + "/data", "-U", "bench", "--auth=trust", "-E", "UTF8", "--locale=C")
-        opts = f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=300 -c shared_buffers=256MB"
+        opts = f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=300 -c shared_buffers={shared_buffers}"
         self.run("pg_ctl", "-D", self.dir + "/data", "-l", self.dir + "/log", "-w", "-o", opts, "start")
         self.url = f"postgres://bench@127.0.0.1:{self.port}/postgres"
 
