@@ -23,7 +23,7 @@ ANALYZE after loading. Then:
   (4) statements   EXPLAIN (ANALYZE, BUFFERS) of the SQL Warren runs, read from src/ so it stays
                    the code's, with generic plans as prepared statements end up using: the
                    reaper's pass over the live leases, a list page, a heartbeat batch of 30, the
-                   /metrics count, the history prune, and the outage-grace UPDATE (the changes
+                   /metrics count, the history prune, and the tick that gives the outage grace (the changes
                    in BEGIN ... ROLLBACK). Plus the CPU the idle Warren and PostgreSQL use.
   (5) reap         `--reap` leases (all tunnels at a scale no larger) set by one UPDATE to end
                    together 12 s later; the time from their end to the last `failed` transition. At scales
@@ -420,10 +420,10 @@ class Scale:
         self.results.setdefault("reap", {})[label] = r
 
     def grace(self):
-        """The outage-grace UPDATE of every live lease (what a restart after > 20 s without a
-        reaper runs), rolled back."""
-        self.explain("outage_grace_update", source_sql("src/tunnels/clock.rs", "tick", 1), ["bigint"], ["60000"],
-                     rollback=True)
+        """The reaper's tick that gives the outage grace (what a restart after > 20 s without a
+        reaper runs; a stall_after of 0 makes any earlier stamp an outage), rolled back."""
+        self.explain("outage_grace_update", source_sql("src/tunnels/clock.rs", "tick"), ["bigint", "bigint"],
+                     ["0", "60000"], rollback=True)
 
     def inspect(self):
         """(3), (4), (5) on one fresh process; its peak RSS."""
@@ -434,10 +434,7 @@ class Scale:
         self.statements()
         self.idle_cpu()
         self.results["renewed"] = int(self.sql(f"SELECT count(*) FROM tunnels WHERE last_heartbeat_at > '{self.loaded_at}'"))
-        # The grace UPDATE is rolled back, but leaves a dead version of every live row: vacuum
-        # before the reaps.
         self.grace()
-        self.sql("VACUUM tunnels")
         self.reap("a", min(self.args.reap, self.n), under_load=False)
         if self.n >= 2 * self.args.reap + self.big:
             self.reap("b", self.args.reap, under_load=True)

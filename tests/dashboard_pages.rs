@@ -91,6 +91,47 @@ async fn the_tunnel_list_filters_by_status_liveness_and_slug_and_keeps_the_filte
 }
 
 #[tokio::test]
+async fn a_tunnel_whose_lease_ran_out_is_found_and_shown_as_failed_before_the_reaper_gets_to_it() {
+    let app = TestApp::spawn_with(|c| {
+        c.lease_ttl = Duration::from_secs(3);
+        c.reaper_interval = Duration::from_secs(3600);
+    })
+    .await;
+    let user = app.user().await;
+    let lapsed = app
+        .tunnel(
+            &user.token,
+            json!({"slug": "lapsed", "requestedPort": 3000}),
+        )
+        .await;
+    app.tunnel(&user.token, json!({"slug": "kept", "requestedPort": 3000}))
+        .await;
+    let id: Uuid = lapsed["id"].as_str().unwrap().parse().unwrap();
+    common::clock::backdate(
+        &app.db,
+        "UPDATE tunnels SET lease_expires_at = lease_expires_at - $2 WHERE id = $1",
+        id,
+        Duration::from_secs(4),
+    )
+    .await;
+    let mut visitor = Visitor::signed_in(&app, &user.email).await;
+
+    let failed = visitor.get("/tunnels?status=failed").await;
+    assert!(failed.body.contains(">lapsed<"), "{}", failed.body);
+    assert!(!failed.body.contains(">kept<"));
+    assert!(failed.body.contains("lease expired"));
+    let live = visitor.get("/tunnels?live=live").await;
+    assert!(!live.body.contains(">lapsed<") && live.body.contains(">kept<"));
+    let status: String = sqlx::query_scalar("SELECT status FROM tunnels WHERE id = $1")
+        .bind(id)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(status, "failed", "the page that showed it expired it");
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn a_tunnels_page_shows_its_timeline_uptime_and_connectors_and_stops_and_deletes_it() {
     let app = TestApp::spawn().await;
     let (user, tunnel) = app.user_with_tunnel().await;

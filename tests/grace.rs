@@ -176,3 +176,43 @@ async fn a_reaper_that_keeps_running_gives_no_grace_and_expires_leases_on_time()
     assert_eq!(gone["stoppedAt"], created["lease"]["expiresAt"]);
     assert!(!graced(&app.db).await);
 }
+
+#[tokio::test]
+async fn the_grace_holds_every_lease_until_one_ttl_after_recovery_without_rewriting_a_tunnel() {
+    let url = fresh_database().await;
+    let first = TestApp::on_database(&url, |c| c.lease_ttl = TTL).await;
+    let user = first.user().await;
+    let id = first.tunnel_ids(&user.token, 1).await.remove(0);
+    let db = first.db.clone();
+    first.stop().await;
+    as_if_down_for(&db, TTL + Duration::from_secs(1)).await;
+    let row = "SELECT xmin::text, lease_expires_at FROM tunnels WHERE id = $1::uuid";
+    let before: (String, chrono::DateTime<Utc>) =
+        sqlx::query_as(row).bind(&id).fetch_one(&db).await.unwrap();
+
+    let app = TestApp::on_database(&url, |c| c.lease_ttl = TTL).await;
+    let until: chrono::DateTime<Utc> = eventually(TTL, "the grace", || async {
+        sqlx::query_scalar::<_, Option<chrono::DateTime<Utc>>>(
+            "SELECT grace_until FROM lease_clock",
+        )
+        .fetch_one(&app.db)
+        .await
+        .unwrap()
+    })
+    .await;
+    let shown = tunnel(&app, &user.token, &id).await;
+    assert_eq!(shown["status"], "creating");
+    assert_eq!(at(&shown["lease"]["expiresAt"]), until, "{shown}");
+    let after: (String, chrono::DateTime<Utc>) = sqlx::query_as(row)
+        .bind(&id)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(after, before, "the grace rewrote the tunnel's row");
+
+    // Nobody renews it: it ends with the grace, not before and not at its own old end.
+    let gone = expired(&app, &user.token, &id, TTL * 4).await;
+    assert_eq!(gone["status"], "failed");
+    assert_eq!(at(&gone["stoppedAt"]), until, "{gone}");
+    app.stop().await;
+}

@@ -3,13 +3,15 @@
 //! Agents cannot heartbeat while Warren or its database is down, so the reaper must not
 //! expire, right after recovery, the leases that ran out during the outage. Each reaper tick
 //! stamps the database's `lease_clock` row; a tick that finds the previous stamp older than
-//! `stall_after` extends every live lease to one full TTL from now, in the same transaction.
-//! Until that tick has run, the SQL function `leases_on_hold()` is true, `lease_cutoff()` is
-//! -infinity, and every lease predicate (lazy expiry, reaper, heartbeat, PATCH) treats leases
-//! as not yet run out.
+//! `stall_after` gives every live lease one full TTL from now by writing `grace_until` in the
+//! same row: no lease ends before it (`migrations/0017_grace_as_a_floor.sql`), and no tunnel
+//! row is rewritten. Until that tick has run, the SQL function `leases_on_hold()` is true;
+//! while either holds, `lease_cutoff()` is -infinity, and every lease predicate (lazy expiry,
+//! reaper, heartbeat, PATCH) treats leases as not yet run out.
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
 use crate::time::millis;
@@ -19,12 +21,12 @@ use crate::time::millis;
 pub struct Grace {
     /// How long no reaper ran.
     pub outage: Duration,
-    /// How many live leases were extended.
-    pub extended: u64,
+    /// No lease ends before this.
+    pub until: DateTime<Utc>,
 }
 
 /// The reaper's tick: stamps the clock and, when the previous stamp is older than
-/// `stall_after`, extends every live lease to at least `lease_ttl` from now. The clock row
+/// `stall_after`, holds every live lease until at least `lease_ttl` from now. The clock row
 /// stays locked until the caller commits, so two replicas cannot both give the grace.
 #[tracing::instrument(skip_all, err(level = "info"))]
 pub async fn tick(
@@ -32,7 +34,7 @@ pub async fn tick(
     stall_after: Duration,
     lease_ttl: Duration,
 ) -> Result<Option<Grace>, sqlx::Error> {
-    let gap = sqlx::query_scalar!(
+    let row = sqlx::query!(
         r#"WITH before AS (
                SELECT reaper_ran_at,
                       reaper_ran_at < now() - $1::bigint * interval '1 millisecond' AS stalled
@@ -42,29 +44,26 @@ pub async fn tick(
                reaper_ran_at = now(),
                stall_after = $1::bigint * interval '1 millisecond',
                last_grace_at = CASE WHEN before.stalled THEN now() ELSE last_grace_at END,
-               last_outage = CASE WHEN before.stalled THEN now() - before.reaper_ran_at ELSE last_outage END
+               last_outage = CASE WHEN before.stalled THEN now() - before.reaper_ran_at ELSE last_outage END,
+               grace_until = CASE WHEN before.stalled
+                                  THEN date_trunc('milliseconds', now()) + $2::bigint * interval '1 millisecond'
+                                  ELSE grace_until END
            FROM before
            RETURNING CASE WHEN before.stalled
                           THEN (extract(epoch FROM now() - before.reaper_ran_at) * 1000)::bigint
-                     END AS gap_ms"#,
+                     END AS gap_ms,
+                     grace_until"#,
         millis(stall_after),
+        millis(lease_ttl),
     )
     .fetch_one(&mut *conn)
     .await?;
-    let Some(gap_ms) = gap else { return Ok(None) };
-    let extended = sqlx::query!(
-        r#"UPDATE tunnels SET
-               lease_expires_at = GREATEST(lease_expires_at,
-                   date_trunc('milliseconds', now()) + $1::bigint * interval '1 millisecond')
-           WHERE status IN ('creating', 'active', 'stopping')"#,
-        millis(lease_ttl),
-    )
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
+    let (Some(gap_ms), Some(until)) = (row.gap_ms, row.grace_until) else {
+        return Ok(None);
+    };
     Ok(Some(Grace {
         outage: Duration::from_millis(u64::try_from(gap_ms).unwrap_or(0)),
-        extended,
+        until,
     }))
 }
 

@@ -59,7 +59,7 @@ impl<'a> Expiry<'a> {
 
 /// Expires the leases that have run out among the tunnels `due` selects: `creating`/`active`
 /// become `failed` ("lease expired"), `stopping` becomes `stopped`, each with its event.
-/// `stoppedAt` is the moment the lease ran out. Waits for rows another transaction holds,
+/// `stoppedAt` is the moment the lease ran out (no earlier than the outage grace's end). Waits for rows another transaction holds,
 /// then re-checks them, so a lease renewed meanwhile is left alone and no tunnel is
 /// transitioned twice.
 #[tracing::instrument(skip_all, err(level = "info"))]
@@ -74,7 +74,7 @@ pub async fn expire_due(
                UPDATE tunnels t SET
                    status = CASE WHEN status = 'stopping' THEN 'stopped' ELSE 'failed' END,
                    last_error = CASE WHEN status = 'stopping' THEN last_error ELSE 'lease expired' END,
-                   stopped_at = lease_expires_at,
+                   stopped_at = GREATEST(lease_expires_at, (SELECT lease_floor())),
                    last_heartbeat_at = NULL,
                    lease_expires_at = NULL
                WHERE status IN ('creating', 'active', 'stopping')
@@ -112,7 +112,8 @@ pub async fn expire_due(
 pub struct DueLeases {
     pub ids: Vec<Uuid>,
     /// `None` when no other lease is live or the earliest is already past (leases on hold,
-    /// whose end is only counted from the grace the next tick gives).
+    /// whose end is only counted from the grace the next tick gives). A lease ends no earlier
+    /// than the outage grace.
     pub next_due_in: Option<Duration>,
 }
 
@@ -127,8 +128,8 @@ pub async fn due_leases(conn: &mut PgConnection, limit: i32) -> Result<DueLeases
         r#"SELECT COALESCE((array_agg(id) FILTER (
                                 WHERE lease_expires_at <= (SELECT lease_cutoff())))[1:$1],
                             '{}') AS "ids!",
-                  (extract(epoch FROM min(lease_expires_at) FILTER (
-                        WHERE lease_expires_at > (SELECT lease_cutoff())) - now()) * 1000)::bigint
+                  (extract(epoch FROM min(GREATEST(lease_expires_at, (SELECT lease_floor())))
+                        FILTER (WHERE lease_expires_at > (SELECT lease_cutoff())) - now()) * 1000)::bigint
                       AS next_due_ms
            FROM tunnels
            WHERE status IN ('creating', 'active', 'stopping')"#,
@@ -173,7 +174,7 @@ pub async fn reap_batch(
                UPDATE tunnels t SET
                    status = CASE WHEN t.status = 'stopping' THEN 'stopped' ELSE 'failed' END,
                    last_error = CASE WHEN t.status = 'stopping' THEN t.last_error ELSE 'lease expired' END,
-                   stopped_at = t.lease_expires_at,
+                   stopped_at = GREATEST(t.lease_expires_at, (SELECT lease_floor())),
                    last_heartbeat_at = NULL,
                    lease_expires_at = NULL
                WHERE t.id = ANY(ARRAY(SELECT id FROM due))

@@ -1,8 +1,10 @@
 //! The tunnel list: a page at a time, newest first, with a cursor for the next page.
 
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::leases::{self, Due};
+use super::search::Filters;
 use super::store;
 use super::{Cursor, Tunnel, TunnelView, Tunnels};
 use crate::auth::{Principal, Scope};
@@ -35,30 +37,12 @@ impl Tunnels {
         let limit = parse_limit(request.limit)?;
         let after = parse_cursor(request.after)?;
         let mut conn = self.db.acquire().await?;
-        // Leases that ran out are expired before they are shown, but only those on the page:
-        // the rest of the account is not this request's business (the reaper gets to them).
-        let mut rows = Vec::new();
-        for round in 1..=EXPIRY_ROUNDS {
-            rows = store::list(
-                &mut conn,
-                caller.account_id,
-                include_inactive,
-                after,
-                limit + 1,
-            )
-            .await?;
-            let due: Vec<Uuid> = rows.iter().filter(|r| r.1).map(|r| r.0.id).collect();
-            if due.is_empty() || round == EXPIRY_ROUNDS {
-                break;
-            }
-            let due = Due {
-                account_id: Some(caller.account_id),
-                ids: Some(&due),
-                ..Due::default()
-            };
-            leases::expire_due(&mut conn, due, &self.settings.base_domain).await?;
-        }
-        let mut rows: Vec<Tunnel> = rows.into_iter().map(|r| r.0).collect();
+        let query = PageQuery::List {
+            include_inactive,
+            after,
+            limit: limit + 1,
+        };
+        let mut rows = self.read_page(&mut conn, caller.account_id, query).await?;
         let more = rows.len() as i64 > limit;
         rows.truncate(usize::try_from(limit).unwrap_or(0));
         let next = rows.last().filter(|_| more).map(Cursor::after);
@@ -69,6 +53,59 @@ impl Tunnels {
             limit,
         })
     }
+
+    /// A page of the account's tunnels as `query` asks. Leases that ran out are expired
+    /// before they are shown, but only those on the page (the rest of the account is not this
+    /// request's business: the reaper gets to them), and the page is read again.
+    pub(super) async fn read_page(
+        &self,
+        conn: &mut PgConnection,
+        account_id: Uuid,
+        query: PageQuery<'_>,
+    ) -> Result<Vec<Tunnel>, Error> {
+        let mut rows = Vec::new();
+        for round in 1..=EXPIRY_ROUNDS {
+            rows = match query {
+                PageQuery::List {
+                    include_inactive,
+                    after,
+                    limit,
+                } => store::list(conn, account_id, include_inactive, after, limit).await?,
+                PageQuery::Search {
+                    filters,
+                    after,
+                    limit,
+                } => store::search(conn, account_id, filters, after, limit).await?,
+            };
+            let due: Vec<Uuid> = rows.iter().filter(|r| r.1).map(|r| r.0.id).collect();
+            if due.is_empty() || round == EXPIRY_ROUNDS {
+                break;
+            }
+            let due = Due {
+                account_id: Some(account_id),
+                ids: Some(&due),
+                ..Due::default()
+            };
+            leases::expire_due(&mut *conn, due, &self.settings.base_domain).await?;
+        }
+        Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+}
+
+/// Which page [`Tunnels::read_page`] reads: of the list or of a search, `limit` rows from
+/// `after`.
+#[derive(Clone, Copy)]
+pub(super) enum PageQuery<'a> {
+    List {
+        include_inactive: bool,
+        after: Option<Cursor>,
+        limit: i64,
+    },
+    Search {
+        filters: &'a Filters,
+        after: Option<Cursor>,
+        limit: i64,
+    },
 }
 
 /// How many times a page is read at most: after a read that shows run-out leases, those are

@@ -150,8 +150,8 @@ impl Reaper {
         if let Some(grace) = grace {
             tracing::warn!(
                 outage_ms = grace.outage.as_millis() as u64,
-                extended = grace.extended,
-                "the reaper could not run for a while; every live lease gets one full TTL"
+                until = %grace.until,
+                "the reaper could not run for a while; every live lease holds for one full TTL"
             );
             self.meter
                 .record(|| metrics::counter!("warren_outage_graces_total").increment(1));

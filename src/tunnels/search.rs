@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::leases::{self, Due};
+use super::list::PageQuery;
 use super::timeline::{Timeline, Transition};
 use super::{store, Cursor, Status, TunnelView, Tunnels};
 use crate::auth::{Principal, Scope};
@@ -97,15 +97,13 @@ impl Tunnels {
                 Error::bad_param("after", "after must be a cursor from a previous page")
             })?),
         };
-        let mut tx = self.db.begin().await?;
-        let due = Due {
-            account_id: Some(caller.account_id),
-            ..Due::default()
+        let mut conn = self.db.acquire().await?;
+        let query = PageQuery::Search {
+            filters: &filters,
+            after,
+            limit: SEARCH_PAGE + 1,
         };
-        leases::expire_due(&mut tx, due, &self.settings.base_domain).await?;
-        let mut rows =
-            store::search(&mut tx, caller.account_id, &filters, after, SEARCH_PAGE + 1).await?;
-        tx.commit().await?;
+        let mut rows = self.read_page(&mut conn, caller.account_id, query).await?;
         let more = rows.len() as i64 > SEARCH_PAGE;
         rows.truncate(SEARCH_PAGE as usize);
         let next = rows.last().filter(|_| more).map(Cursor::after);

@@ -75,7 +75,9 @@ pub async fn list(
 ) -> Result<Vec<(Tunnel, bool)>, sqlx::Error> {
     let rows = sqlx::query!(
         r#"SELECT id, account_id, slug, status, requested_port, created_at,
-                  last_heartbeat_at, lease_expires_at, stopped_at, last_error,
+                  last_heartbeat_at, CASE WHEN lease_expires_at IS NOT NULL
+                       THEN GREATEST(lease_expires_at, (SELECT lease_floor())) END AS lease_expires_at,
+                  stopped_at, last_error,
                   (status IN ('creating', 'active', 'stopping')
                    AND lease_expires_at <= (SELECT lease_cutoff())) AS "due!"
            FROM tunnels
@@ -96,7 +98,10 @@ pub async fn list(
 }
 
 /// A page of the account's tunnels matching `filters`, newest first (see
-/// [`super::Tunnels::search`]). The slug filter matches any part of the slug.
+/// [`super::Tunnels::search`]), each with whether its lease has run out, as [`list`] does. A
+/// tunnel whose lease has run out is matched as the state its expiry moves it to (`failed`
+/// or `stopped`), so a filter finds it before and after the expiry alike. The slug filter
+/// matches any part of the slug.
 #[tracing::instrument(skip_all, err(level = "info"))]
 pub async fn search(
     conn: &mut PgConnection,
@@ -104,15 +109,23 @@ pub async fn search(
     filters: &Filters,
     after: Option<Cursor>,
     limit: i64,
-) -> Result<Vec<Tunnel>, sqlx::Error> {
-    sqlx::query_as!(
-        Tunnel,
+) -> Result<Vec<(Tunnel, bool)>, sqlx::Error> {
+    let rows = sqlx::query!(
         r#"SELECT id, account_id, slug, status, requested_port, created_at,
-                  last_heartbeat_at, lease_expires_at, stopped_at, last_error
+                  last_heartbeat_at, CASE WHEN lease_expires_at IS NOT NULL
+                       THEN GREATEST(lease_expires_at, (SELECT lease_floor())) END AS lease_expires_at,
+                  stopped_at, last_error,
+                  (status IN ('creating', 'active', 'stopping')
+                   AND lease_expires_at <= (SELECT lease_cutoff())) AS "due!"
            FROM tunnels
            WHERE account_id = $1
-             AND ($2::text IS NULL OR status = $2)
-             AND ($3::bool IS NULL OR (status IN ('creating', 'active', 'stopping')) = $3)
+             AND ($2::text IS NULL OR $2 = CASE
+                     WHEN status NOT IN ('creating', 'active', 'stopping')
+                          OR lease_expires_at > (SELECT lease_cutoff()) THEN status
+                     WHEN status = 'stopping' THEN 'stopped'
+                     ELSE 'failed' END)
+             AND ($3::bool IS NULL OR $3 = (status IN ('creating', 'active', 'stopping')
+                                            AND lease_expires_at > (SELECT lease_cutoff())))
              AND ($4::text IS NULL OR strpos(slug, $4) > 0)
              AND (created_at, id) < (COALESCE($5::timestamptz, 'infinity'),
                                      COALESCE($6::uuid, 'ffffffff-ffff-ffff-ffff-ffffffffffff'))
@@ -127,7 +140,8 @@ pub async fn search(
         limit,
     )
     .fetch_all(conn)
-    .await
+    .await?;
+    Ok(rows.into_iter().map(|r| (tunnel_of!(r), r.due)).collect())
 }
 
 /// A row of the transition log.
@@ -170,7 +184,9 @@ pub async fn get(
     sqlx::query_as!(
         Tunnel,
         r#"SELECT id, account_id, slug, status, requested_port, created_at,
-                  last_heartbeat_at, lease_expires_at, stopped_at, last_error
+                  last_heartbeat_at, CASE WHEN lease_expires_at IS NOT NULL
+                       THEN GREATEST(lease_expires_at, (SELECT lease_floor())) END AS lease_expires_at,
+                  stopped_at, last_error
            FROM tunnels WHERE id = $1 AND account_id = $2"#,
         id,
         account_id
@@ -205,7 +221,9 @@ pub async fn transition(
            WHERE id = $1 AND account_id = $2 AND status = ANY($3)
              AND lease_expires_at > (SELECT lease_cutoff())
            RETURNING id, account_id, slug, status, requested_port, created_at,
-                     last_heartbeat_at, lease_expires_at, stopped_at, last_error"#,
+                     last_heartbeat_at, CASE WHEN lease_expires_at IS NOT NULL
+                         THEN GREATEST(lease_expires_at, (SELECT lease_floor())) END AS lease_expires_at,
+                     stopped_at, last_error"#,
         id,
         account_id,
         &from,

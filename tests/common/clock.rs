@@ -73,6 +73,14 @@ pub async fn as_if_down_for(db: &PgPool, by: Duration) {
     }
 }
 
+/// The outage grace, if one was given, has ended: no lease is held past its own end any more.
+pub async fn end_grace(db: &PgPool) {
+    sqlx::query("UPDATE lease_clock SET grace_until = LEAST(grace_until, now())")
+        .execute(db)
+        .await
+        .expect("ending the grace");
+}
+
 /// A timestamp of the API (an RFC 3339 string).
 pub fn at(value: &Value) -> DateTime<Utc> {
     let text = value
