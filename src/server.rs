@@ -161,7 +161,7 @@ pub fn spawn_tasks(state: &AppState, tasks: &mut JoinSet<()>, shutdown: &Cancell
     };
     spawn_periodic(tasks, shutdown, sessions);
 
-    let dispatcher = Dispatcher::new(db.clone(), config.webhooks.clone());
+    let dispatcher = Dispatcher::new(db.clone(), config.webhooks.clone(), state.meter.clone());
     tasks.spawn(supervise(
         "webhook dispatcher",
         shutdown.clone(),

@@ -45,6 +45,12 @@ impl Meter {
                     &[1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0],
                 )
             })
+            .and_then(|b| {
+                b.set_buckets_for_metric(
+                    Matcher::Full("warren_webhook_attempt_duration_seconds".into()),
+                    &[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
+                )
+            })
             .expect("bucket lists are not empty")
             .build_recorder();
         Self(Arc::new(recorder))

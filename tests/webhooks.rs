@@ -27,6 +27,27 @@ async fn endpoint(app: &TestApp, token: &str, body: Value) -> Value {
     app.webhook(token, body).await
 }
 
+/// A receiver that answers as `replies` say (then 200), an endpoint of the user's for it that
+/// takes `tunnel.created.v1`, and one tunnel created: the endpoint, once its first delivery
+/// has reached the receiver, and what the receiver got.
+async fn one_delivery_underway(
+    app: &TestApp,
+    token: &str,
+    replies: impl IntoIterator<Item = Reply>,
+) -> (Receiver, Value, Vec<Received>) {
+    let receiver = Receiver::start().await;
+    receiver.then(replies);
+    let hook = endpoint(
+        app,
+        token,
+        json!({"url": receiver.url, "types": ["tunnel.created.v1"]}),
+    )
+    .await;
+    app.tunnel_ids(token, 1).await;
+    let got = receiver.wait_for(1, WAIT).await;
+    (receiver, hook, got)
+}
+
 /// Queues a ping to the endpoint `id`; its delivery.
 async fn ping(app: &TestApp, token: &str, id: &str) -> Value {
     let queued = app
@@ -430,40 +451,86 @@ async fn a_ping_is_delivered_signed_and_logged_like_an_event() {
 }
 
 #[tokio::test]
-async fn a_delivery_abandoned_by_a_stopped_server_is_delivered_by_another() {
+async fn a_stopping_server_finishes_the_delivery_in_flight_before_it_exits() {
+    let app = TestApp::spawn_with(fast).await;
+    let user = app.user().await;
+    let slow = [Reply::Slow(Duration::from_millis(800))];
+    let _underway = one_delivery_underway(&app, &user.token, slow).await;
+    let db = app.db.clone();
+    app.stop().await;
+    let (state, attempts, held): (String, i32, bool) =
+        sqlx::query_as("SELECT state, attempts, lease_token IS NOT NULL FROM webhook_deliveries")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert_eq!((state.as_str(), attempts, held), ("succeeded", 1, false));
+}
+
+#[tokio::test]
+async fn a_delivery_a_stopping_server_cannot_finish_in_its_drain_is_handed_to_another_at_once() {
     let url = fresh_database().await;
-    let first = TestApp::on_database(&url, fast).await;
-    let user = first.user().await;
-    let receiver = Receiver::start().await;
-    receiver.then([Reply::Hang]);
-    let hook = endpoint(
-        &first,
-        &user.token,
-        json!({"url": receiver.url, "types": ["tunnel.created.v1"]}),
-    )
+    let first = TestApp::on_database(&url, |c| {
+        fast(c);
+        c.webhooks.drain = Duration::from_millis(300);
+    })
     .await;
-    first.tunnel_ids(&user.token, 1).await;
-    let hung = receiver.wait_for(1, WAIT).await;
-    // The first server stops mid-delivery; its lease still holds the delivery.
+    let user = first.user().await;
+    let (receiver, hook, hung) = one_delivery_underway(&first, &user.token, [Reply::Hang]).await;
+    // The first server stops mid-delivery: after its drain it gives the lease back, without
+    // counting an attempt that never finished.
+    let db = first.db.clone();
     first.stop().await;
+    let (attempts, held): (i32, bool) =
+        sqlx::query_as("SELECT attempts, lease_token IS NOT NULL FROM webhook_deliveries")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert_eq!((attempts, held), (0, false));
+    // The second server sends it again, the same message, without waiting for a lease.
     let second = TestApp::on_database(&url, fast).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(
-        receiver.got().len(),
-        1,
-        "nobody takes a delivery under a live lease"
-    );
-    // The lease runs out (moved back rather than waited for): the second server delivers.
-    sqlx::query("UPDATE webhook_deliveries SET lease_expires_at = now() - interval '1 s' WHERE lease_expires_at IS NOT NULL")
-        .execute(&second.db)
-        .await
-        .unwrap();
     let got = receiver.wait_for(2, WAIT).await;
     assert_eq!(got[1].header("webhook-id"), hung[0].header("webhook-id"));
     assert_eq!(got[1].body, hung[0].body);
     let log = all_succeeded(&second, &user.token, hook["id"].as_str().unwrap(), 1).await;
     assert_eq!(log[0]["attempts"].as_array().unwrap().len(), 1);
     second.stop().await;
+}
+
+#[tokio::test]
+async fn attempts_their_duration_and_the_backlog_are_in_the_metrics() {
+    let app = TestApp::spawn_with(|c| {
+        fast(c);
+        c.webhooks.timeout = Duration::from_secs(2);
+    })
+    .await;
+    let user = app.user().await;
+    let (_receiver, hook, _) = one_delivery_underway(&app, &user.token, [Reply::Hang]).await;
+    // While the first attempt hangs, the delivery waits in the backlog.
+    assert_eq!(
+        metric(&app, "warren_webhook_deliveries_pending").await,
+        Some(1.0)
+    );
+    assert!(metric(&app, "warren_webhook_oldest_pending_seconds").await > Some(0.0));
+    // It times out, and the retry succeeds.
+    all_succeeded(&app, &user.token, hook["id"].as_str().unwrap(), 1).await;
+    let attempts = r#"warren_webhook_attempts_total{result="#;
+    assert_eq!(
+        metric(&app, &format!(r#"{attempts}"failed"}}"#)).await,
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(&app, &format!(r#"{attempts}"succeeded"}}"#)).await,
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(&app, "warren_webhook_attempt_duration_seconds_count").await,
+        Some(2.0)
+    );
+    assert_eq!(
+        metric(&app, "warren_webhook_deliveries_pending").await,
+        Some(0.0)
+    );
+    app.stop().await;
 }
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! `GET /metrics`: Prometheus text of this server's [`Meter`]. Request counts and latency by
 //! matched route and status are recorded by [`track`]; domain code counts its own events
 //! (`warren_heartbeats_total`, `warren_reaper_transitions_total`, …); gauges that describe
-//! the database (tunnels by status, pool use) are read when scraped.
+//! the database (tunnels by status, the webhook backlog, pool use) are read when scraped.
 
 use std::time::Instant;
 
@@ -44,10 +44,12 @@ pub fn track(meter: &Meter, method: String, route: String, start: Instant, respo
 )]
 async fn render(State(state): State<AppState>) -> Response {
     if !state.gate.is_closed() {
-        if let Err(err) = refresh_tunnel_gauges(&state).await {
+        if let Err(err) = refresh_database_gauges(&state).await {
             match err {
                 Error::Unavailable(_) => state.gate.close(),
-                other => tracing::warn!(error = %other, "cannot count tunnels for /metrics"),
+                other => {
+                    tracing::warn!(error = %other, "cannot read the database gauges for /metrics")
+                }
             }
         }
     }
@@ -63,11 +65,16 @@ async fn render(State(state): State<AppState>) -> Response {
     response
 }
 
-async fn refresh_tunnel_gauges(state: &AppState) -> Result<(), Error> {
+async fn refresh_database_gauges(state: &AppState) -> Result<(), Error> {
     for (status, count) in state.tunnels.count_by_status().await? {
         state
             .meter
             .record(|| metrics::gauge!("warren_tunnels", "status" => status).set(count as f64));
     }
+    let backlog = state.webhooks.backlog().await?;
+    state.meter.record(|| {
+        metrics::gauge!("warren_webhook_deliveries_pending").set(backlog.pending as f64);
+        metrics::gauge!("warren_webhook_oldest_pending_seconds").set(backlog.oldest.as_secs_f64());
+    });
     Ok(())
 }

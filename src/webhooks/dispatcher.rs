@@ -4,8 +4,11 @@
 //! events in order) with a lease, sends them concurrently, and records each attempt. A
 //! notification (`warren_webhooks`, sent when deliveries are queued) wakes it at once;
 //! otherwise it looks every `poll_interval`. A replica that dies mid-delivery loses nothing:
-//! the lease runs out and another replica sends the delivery again (at-least-once).
+//! the lease runs out and another replica sends the delivery again (at-least-once). One that
+//! is stopped finishes its attempts in flight first, for up to `drain`, and gives back the
+//! leases of any it could not finish.
 
+use std::collections::HashMap;
 use std::future::pending;
 use std::time::Duration;
 
@@ -13,12 +16,14 @@ use chrono::Utc;
 use rand::Rng;
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
-use tokio::task::JoinSet;
+use tokio::task::{self, JoinSet};
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use super::queue::{self, Claimed, Outcome};
 use super::send::{self, Attempt, Message};
 use super::{signing, store, Settings};
+use crate::telemetry::Meter;
 
 const CHANNEL: &str = "warren_webhooks";
 
@@ -27,24 +32,33 @@ const CHANNEL: &str = "warren_webhooks";
 pub struct Dispatcher {
     pool: PgPool,
     settings: Settings,
+    meter: Meter,
 }
 
 impl Dispatcher {
-    pub fn new(pool: PgPool, settings: Settings) -> Self {
-        Self { pool, settings }
+    pub fn new(pool: PgPool, settings: Settings, meter: Meter) -> Self {
+        Self {
+            pool,
+            settings,
+            meter,
+        }
     }
 
-    /// Delivers until `shutdown`. Deliveries in flight then are abandoned to their leases.
+    /// Delivers until `shutdown`, then lets the deliveries in flight finish (see
+    /// [`Dispatcher::drain`]).
     pub async fn run(self, shutdown: CancellationToken) {
         let mut listener = self.listen().await;
-        let mut in_flight = JoinSet::new();
+        let mut in_flight = InFlight::default();
         loop {
-            let room = self.settings.concurrency.saturating_sub(in_flight.len());
+            let room = self
+                .settings
+                .concurrency
+                .saturating_sub(in_flight.tasks.len());
             if room > 0 {
                 match self.claim(room).await {
                     Ok(claimed) => {
                         for delivery in claimed {
-                            in_flight.spawn(self.clone().deliver(delivery));
+                            in_flight.spawn(self.clone(), delivery);
                         }
                     }
                     Err(err) => {
@@ -54,13 +68,51 @@ impl Dispatcher {
             }
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+                Some(done) = in_flight.tasks.join_next_with_id(), if !in_flight.tasks.is_empty() => {
+                    in_flight.finished(done, true);
+                }
                 _ = wake(&mut listener) => {}
                 _ = tokio::time::sleep(self.settings.poll_interval) => {}
             }
         }
-        in_flight.abort_all();
+        self.drain(in_flight).await;
         tracing::debug!("webhook dispatcher stopped");
+    }
+
+    /// Waits up to `settings.drain` for the deliveries in flight to finish and record their
+    /// attempts (an attempt takes at most `settings.timeout`), then stops the rest and gives
+    /// their leases back, so another replica sends them at once instead of after the lease.
+    async fn drain(&self, mut in_flight: InFlight) {
+        let deadline = tokio::time::sleep(self.settings.drain);
+        tokio::pin!(deadline);
+        while !in_flight.tasks.is_empty() {
+            tokio::select! {
+                _ = &mut deadline => break,
+                Some(done) = in_flight.tasks.join_next_with_id() => in_flight.finished(done, true),
+            }
+        }
+        in_flight.tasks.abort_all();
+        // A task that finished before its abort has recorded its attempt; the others hold
+        // their leases still.
+        while let Some(done) = in_flight.tasks.join_next_with_id().await {
+            in_flight.finished(done, false);
+        }
+        if in_flight.held.is_empty() {
+            return;
+        }
+        let leases: Vec<(Uuid, Uuid)> = in_flight.held.into_values().collect();
+        let released = async {
+            let mut conn = self.pool.acquire().await?;
+            queue::release(&mut conn, &leases).await
+        };
+        match released.await {
+            Ok(n) => tracing::info!(
+                released = n,
+                "webhook deliveries still in flight at shutdown released"
+            ),
+            Err(err) => tracing::warn!(error = %err,
+                "releasing webhook deliveries at shutdown failed; their leases will run out"),
+        }
     }
 
     async fn listen(&self) -> Option<PgListener> {
@@ -90,6 +142,18 @@ impl Dispatcher {
                 ..Attempt::default()
             },
         };
+        if claimed.body.is_some() {
+            let result = if attempt.succeeded() {
+                "succeeded"
+            } else {
+                "failed"
+            };
+            self.meter.record(|| {
+                metrics::counter!("warren_webhook_attempts_total", "result" => result).increment(1);
+                metrics::histogram!("warren_webhook_attempt_duration_seconds")
+                    .record(attempt.latency.as_secs_f64());
+            });
+        }
         let gone = attempt.status == Some(410);
         let give_up = gone || claimed.body.is_none();
         let backoff = backoff(&self.settings, claimed.attempts + 1);
@@ -167,8 +231,40 @@ impl Dispatcher {
         tx.commit().await?;
         if let Some(reason) = reason {
             tracing::info!(endpoint = %claimed.endpoint_id, %reason, "webhook endpoint disabled");
+            self.meter.record(|| {
+                metrics::counter!("warren_webhook_endpoints_disabled_total").increment(1)
+            });
         }
         Ok(())
+    }
+}
+
+/// The deliveries being sent, and the lease (delivery id, lease token) each task holds.
+#[derive(Default)]
+struct InFlight {
+    tasks: JoinSet<()>,
+    held: HashMap<task::Id, (Uuid, Uuid)>,
+}
+
+impl InFlight {
+    fn spawn(&mut self, dispatcher: Dispatcher, delivery: Claimed) {
+        let lease = (delivery.id, delivery.lease_token);
+        let handle = self.tasks.spawn(dispatcher.deliver(delivery));
+        self.held.insert(handle.id(), lease);
+    }
+
+    /// A task ended. Its lease is no longer held when it ran to the end (it recorded the
+    /// attempt) or, with `any`, however it ended (a panic: the lease runs out).
+    fn finished(&mut self, done: Result<(task::Id, ()), task::JoinError>, any: bool) {
+        match done {
+            Ok((id, ())) => {
+                self.held.remove(&id);
+            }
+            Err(err) if any => {
+                self.held.remove(&err.id());
+            }
+            Err(_) => {}
+        }
     }
 }
 

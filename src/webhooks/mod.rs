@@ -53,6 +53,9 @@ pub struct Settings {
     pub concurrency: usize,
     /// One attempt's limit, connection and response included.
     pub timeout: Duration,
+    /// On shutdown, how long the deliveries in flight may take to finish; those still going
+    /// then are released for another replica to send at once.
+    pub drain: Duration,
 }
 
 impl Default for Settings {
@@ -66,6 +69,7 @@ impl Default for Settings {
             lease: Duration::from_secs(60),
             concurrency: 16,
             timeout: Duration::from_secs(10),
+            drain: Duration::from_secs(15),
         }
     }
 }

@@ -258,6 +258,24 @@ pub struct Outcome<'a> {
     pub response_body: Option<&'a str>,
 }
 
+/// Gives back the deliveries still held with these leases (delivery id, lease token): a
+/// worker stopping before their attempts finished. Another worker may claim them at once.
+#[tracing::instrument(skip_all, err)]
+pub async fn release(conn: &mut PgConnection, leases: &[(Uuid, Uuid)]) -> Result<u64, sqlx::Error> {
+    let (ids, tokens): (Vec<Uuid>, Vec<Uuid>) = leases.iter().copied().unzip();
+    let released = sqlx::query!(
+        "UPDATE webhook_deliveries d SET lease_token = NULL, lease_expires_at = NULL
+         FROM unnest($1::uuid[], $2::uuid[]) AS r(id, lease_token)
+         WHERE d.id = r.id AND d.lease_token = r.lease_token AND d.state = 'pending'",
+        &ids,
+        &tokens,
+    )
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(released)
+}
+
 /// What became of the delivery after an attempt.
 pub struct Settled {
     pub state: String,

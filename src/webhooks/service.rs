@@ -2,6 +2,8 @@
 
 use std::collections::HashMap;
 
+use std::time::Duration;
+
 use chrono::Utc;
 use serde_json::json;
 use sqlx::PgPool;
@@ -53,6 +55,13 @@ pub struct DeliveryPage {
     pub limit: i64,
 }
 
+/// See [`Webhooks::backlog`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Backlog {
+    pub pending: i64,
+    pub oldest: Duration,
+}
+
 fn not_found() -> Error {
     Error::NotFound("webhook endpoint")
 }
@@ -60,6 +69,14 @@ fn not_found() -> Error {
 impl Webhooks {
     pub fn new(db: PgPool) -> Self {
         Self { db }
+    }
+
+    /// The deliveries waiting to be sent (of every account), and how long the oldest of
+    /// them has waited since it was queued: how far webhooks lag, for `/metrics`.
+    #[tracing::instrument(skip_all, err(level = "info"))]
+    pub async fn backlog(&self) -> Result<Backlog, Error> {
+        let mut conn = self.db.acquire().await?;
+        Ok(store::backlog(&mut conn).await?)
     }
 
     /// Creates an endpoint; its secret is in this answer only.

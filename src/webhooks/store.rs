@@ -216,3 +216,23 @@ pub async fn disable(conn: &mut PgConnection, id: Uuid, reason: &str) -> Result<
     .await?;
     Ok(())
 }
+
+/// The pending deliveries and the age of the oldest (see [`super::service::Webhooks::backlog`]).
+#[tracing::instrument(skip_all, err(level = "info"))]
+pub async fn backlog(conn: &mut PgConnection) -> Result<super::service::Backlog, sqlx::Error> {
+    let row = sqlx::query!(
+        r#"SELECT count(*) AS "pending!",
+                  (extract(epoch FROM now() - min(created_at)) * 1000)::bigint AS oldest_ms
+           FROM webhook_deliveries WHERE state = 'pending'"#
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(super::service::Backlog {
+        pending: row.pending,
+        oldest: Duration::from_millis(
+            row.oldest_ms
+                .and_then(|ms| u64::try_from(ms).ok())
+                .unwrap_or(0),
+        ),
+    })
+}

@@ -19,6 +19,8 @@ pub enum Reply {
     Status(u16),
     /// Never answers (until the connection goes away).
     Hang,
+    /// Answers 200 after this long.
+    Slow(Duration),
 }
 
 /// A request the receiver got.
@@ -109,6 +111,10 @@ async fn receive(
         Reply::Status(code) => StatusCode::from_u16(code).unwrap(),
         Reply::Hang => {
             tokio::time::sleep(Duration::from_secs(600)).await;
+            StatusCode::OK
+        }
+        Reply::Slow(wait) => {
+            tokio::time::sleep(wait).await;
             StatusCode::OK
         }
     }
