@@ -57,6 +57,9 @@ pub struct Config {
     pub event_retention_interval: Duration,
     /// How often an idle event stream sends a keep-alive comment.
     pub event_keep_alive: Duration,
+    /// How often an open event stream checks that its token or session still holds: a
+    /// revoked token, an expired access token or a signed-out session ends the stream.
+    pub event_auth_recheck: Duration,
     /// How long a dashboard session lasts from sign-in.
     pub session_ttl: Duration,
     /// How often expired dashboard sessions are deleted.
@@ -96,6 +99,7 @@ impl Config {
             event_retention: Duration::from_secs(7 * 86_400),
             event_retention_interval: Duration::from_secs(60),
             event_keep_alive: Duration::from_secs(15),
+            event_auth_recheck: Duration::from_secs(5),
             session_ttl: Duration::from_secs(12 * 3600),
             session_sweep_interval: Duration::from_secs(600),
             secure_cookies: false,

@@ -69,6 +69,33 @@ async fn signing_in_starts_a_stored_session_with_an_httponly_lax_cookie_and_sign
 }
 
 #[tokio::test]
+async fn signing_out_ends_the_live_stream_the_session_had_open() {
+    let app = TestApp::spawn_with(|c| {
+        c.event_auth_recheck = Duration::from_millis(100);
+        c.event_keep_alive = Duration::from_millis(100);
+    })
+    .await;
+    let user = app.user().await;
+    let mut visitor = Visitor::signed_in(&app, &user.email).await;
+    let mut live = sse::SseReader::new(visitor.live().await);
+    assert!(live.frame(Duration::from_secs(2)).await.is_some(), "open");
+    let out = visitor.post_from("/tunnels", "/logout", &[]).await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    let started = tokio::time::Instant::now();
+    while live.frame(Duration::from_secs(5)).await.is_some() {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the stream outlived its session"
+        );
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the stream outlived its session"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn the_cookie_is_secure_behind_a_trusted_https_proxy_or_when_configured() {
     let trusting = TestApp::spawn_with(|c| {
         c.trusted_proxies = warren::net::TrustedProxies::parse("127.0.0.1").unwrap()

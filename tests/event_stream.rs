@@ -1,6 +1,7 @@
 //! The live event stream: delivery as events commit, from any replica; resuming with
 //! `Last-Event-ID` across a restart with nothing lost or repeated; the reset when the position
-//! is older than retention; keep-alives; and shutdown with streams open.
+//! is older than retention; keep-alives; shutdown with streams open; and the end of a stream
+//! whose token was revoked.
 mod common;
 
 use std::time::Duration;
@@ -230,4 +231,50 @@ async fn shutdown_ends_open_streams_instead_of_waiting_for_them() {
             assert!(frame.event.is_some() || frame.comment.is_some());
         }
     }
+}
+
+/// Reads the stream until it ends; panics if it is still open after `within`.
+async fn ended(stream: &mut common::sse::SseReader, within: Duration, what: &str) {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        assert!(!left.is_zero(), "the stream is still open: {what}");
+        if stream.frame(left).await.is_none() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the stream is still open: {what}"
+            );
+            return;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_stream_ends_once_its_api_token_is_revoked_and_another_stream_goes_on() {
+    let app = TestApp::spawn_with(|c| {
+        c.event_auth_recheck = Duration::from_millis(100);
+        c.event_keep_alive = Duration::from_millis(100);
+    })
+    .await;
+    let user = app.user().await;
+    let token = app.api_token(&user, &["events:read"]).await;
+    let mut revoked = app.stream(&token, "", None).await;
+    let mut kept = app
+        .stream(&user.token, "?types=tunnel.created.v1", None)
+        .await;
+    let tokens = json_of(app.get("/v1/tokens", &user.token).await, StatusCode::OK).await;
+    let id = tokens[0]["id"].as_str().unwrap();
+    let deleted = app.delete(&format!("/v1/tokens/{id}"), &user.token).await;
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+
+    ended(
+        &mut revoked,
+        Duration::from_secs(5),
+        "its token was revoked",
+    )
+    .await;
+    app.tunnel_ids(&user.token, 1).await;
+    let created = kept.event(SOON, "the stream of a valid token").await;
+    assert_eq!(created.event.as_deref(), Some("tunnel.created.v1"));
+    app.stop().await;
 }

@@ -12,7 +12,7 @@ use crate::error::Error;
 use crate::state::AppState;
 
 /// The bearer token of a request, if it carries one.
-fn bearer(headers: &HeaderMap) -> Result<Option<&str>, Error> {
+pub(super) fn bearer(headers: &HeaderMap) -> Result<Option<&str>, Error> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };

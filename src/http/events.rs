@@ -15,6 +15,7 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::caller::bearer;
 use super::error::AppError;
 use super::extract::ApiQuery;
 use crate::auth::Principal;
@@ -108,7 +109,7 @@ pub(crate) fn encode(value: &str) -> String {
 /// type) and `data:` (the event). Resumes after `Last-Event-ID` (or `after`); without
 /// either, only events from now on. A position older than retention gets `event: reset`
 /// first (its `id:` is where the stream goes on). An idle stream sends `: keep-alive`
-/// every 15 s.
+/// every 15 s. The stream ends once its token is revoked or has expired (checked every 5 s).
 #[utoipa::path(
     get, path = "/v1/events/stream", tag = "events", operation_id = "streamEvents",
     params(
@@ -138,14 +139,29 @@ async fn stream(
         .events
         .subscribe(&caller, last_event_id, query.as_query())
         .await?;
+    // The stream ends once its token no longer holds (revoked, or an access token expired).
+    let token = bearer(&headers)?.unwrap_or_default().to_owned();
+    let revoked = bearer_revoked(state.clone(), token);
     let items = subscription
         .into_stream()
-        .map(|item| Ok::<_, Infallible>(sse(item)));
+        .map(|item| Ok::<_, Infallible>(sse(item)))
+        .take_until(revoked);
     // An idle stream sends `: keep-alive`, so proxies keep it open (every 15 s by default).
     let keep_alive = KeepAlive::new()
         .interval(state.config.event_keep_alive)
         .text("keep-alive");
     Ok(Sse::new(items).keep_alive(keep_alive))
+}
+
+/// Resolves once `token` is refused, checked every `event_auth_recheck`. A check the database
+/// could not answer is no refusal: the stream goes on, and the next check decides.
+async fn bearer_revoked(state: AppState, token: String) {
+    loop {
+        tokio::time::sleep(state.config.event_auth_recheck).await;
+        if let Err(Error::Unauthorized(_)) = state.auth.authenticate_bearer(&token).await {
+            return;
+        }
+    }
 }
 
 fn sse(item: StreamItem) -> SseEvent {

@@ -1,7 +1,7 @@
 //! `GET /live`: the account's events as Server-Sent Events for the dashboard's script,
 //! authenticated by the session cookie. Each message says only what changed (`type`,
 //! `subject`); the script then re-renders the parts of the page that show it, from the
-//! server. The stream ends when the session does.
+//! server. The stream ends when the session does (it expires or its user signs out).
 
 use std::convert::Infallible;
 
@@ -38,11 +38,29 @@ pub async fn stream(
     let left = (signed.session.expires_at - chrono::Utc::now())
         .to_std()
         .unwrap_or_default();
-    let items = items.take_until(tokio::time::sleep(left));
+    let ended = session_ended(state.clone(), signed.secret.clone(), left);
+    let items = items.take_until(ended);
     let keep_alive = KeepAlive::new()
         .interval(state.config.event_keep_alive)
         .text("keep-alive");
     Ok(Sse::new(items).keep_alive(keep_alive))
+}
+
+/// Resolves when the session expires (`left` from now) or is gone (signed out), checked
+/// every `event_auth_recheck`. A check the database could not answer is not an end.
+async fn session_ended(state: AppState, secret: String, left: std::time::Duration) {
+    let checks = async {
+        loop {
+            tokio::time::sleep(state.config.event_auth_recheck).await;
+            if let Ok(None) = state.auth.session(&secret).await {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::time::sleep(left) => {}
+        _ = checks => {}
+    }
 }
 
 fn message(item: StreamItem) -> SseEvent {

@@ -91,7 +91,7 @@ fn set_cookie(name: &str, value: &str, path: &str, max_age: i64, secure: bool) -
 /// The request's session.
 pub struct Signed {
     pub session: Session,
-    secret: String,
+    pub(super) secret: String,
 }
 
 impl FromRequestParts<AppState> for Signed {
