@@ -1,5 +1,7 @@
 mod common;
 
+use std::time::Duration;
+
 use common::*;
 use reqwest::StatusCode;
 use serde_json::json;
@@ -545,6 +547,59 @@ async fn login_attempts_are_rate_limited_per_email_and_per_address_with_retry_af
         "rate_limited",
     )
     .await;
+}
+
+#[tokio::test]
+async fn the_login_limit_is_shared_by_every_replica_and_its_counts_go_with_their_window() {
+    let limited = |c: &mut warren::Config| {
+        c.login_attempts_per_minute = 4;
+        c.session_sweep_interval = Duration::from_millis(100);
+    };
+    let a = TestApp::spawn_with(limited).await;
+    let b = TestApp::on_database(&a.database_url, limited).await;
+    json_of(
+        a.register("shared@example.com", PASSWORD).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    // Four attempts, taking turns: the limit of 4 is spent on both.
+    for app in [&a, &b, &a, &b] {
+        problem_of(
+            app.login("shared@example.com", "wrong password!!").await,
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+        )
+        .await;
+    }
+    for app in [&a, &b] {
+        problem_of(
+            app.login("shared@example.com", PASSWORD).await,
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+        )
+        .await;
+    }
+    // The window ends (moved back rather than waited for): the sweep deletes its counts, and
+    // the right password is let in.
+    sqlx::query("UPDATE login_attempts SET window_start = window_start - interval '61 s'")
+        .execute(&a.db)
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(5), "the counts pruned", || async {
+        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM login_attempts")
+            .fetch_one(&a.db)
+            .await
+            .unwrap();
+        (left == 0).then_some(())
+    })
+    .await;
+    json_of(
+        b.login("shared@example.com", PASSWORD).await,
+        StatusCode::OK,
+    )
+    .await;
+    b.stop().await;
+    a.stop().await;
 }
 
 #[tokio::test]

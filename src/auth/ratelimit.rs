@@ -1,62 +1,70 @@
-//! A fixed-window rate limiter for login attempts, per key (a client address, an email).
-//!
-//! Each process counts its own attempts: with several replicas behind a load balancer the
-//! effective limit is at most replicas × the setting.
+//! A fixed-window rate limiter for login attempts, per key (a client address, an email),
+//! counted in PostgreSQL (`migrations/0018_login_attempts.sql`) so that every replica on
+//! the database shares one count.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-pub struct RateLimiter {
-    limit: u32,
-    window: Duration,
-    windows: Mutex<HashMap<String, (Instant, u32)>>,
+use sqlx::PgConnection;
+
+use crate::time::millis;
+
+/// The window login attempts are counted in.
+pub const LOGIN_WINDOW: Duration = Duration::from_secs(60);
+
+/// How many attempts a key may make per window, and the window.
+#[derive(Clone, Copy, Debug)]
+pub struct Limit {
+    pub attempts: u32,
+    pub window: Duration,
 }
 
-/// Pruned of finished windows once it holds this many keys.
-const PRUNE_AT: usize = 10_000;
-
-impl RateLimiter {
-    pub fn new(limit: u32, window: Duration) -> Self {
-        Self {
-            limit,
-            window,
-            windows: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Counts an attempt for `key`; `Err(seconds)` says when the next one is allowed.
-    pub fn attempt(&self, key: &str) -> Result<(), u64> {
-        let now = Instant::now();
-        let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
-        if windows.len() >= PRUNE_AT {
-            windows.retain(|_, (start, _)| now.duration_since(*start) < self.window);
-        }
-        let (start, count) = windows.entry(key.to_owned()).or_insert((now, 0));
-        if now.duration_since(*start) >= self.window {
-            *start = now;
-            *count = 0;
-        }
-        if *count >= self.limit {
-            let wait = self.window.saturating_sub(now.duration_since(*start));
-            return Err(wait.as_secs().max(1));
-        }
-        *count += 1;
-        Ok(())
-    }
+/// Counts an attempt for each of `keys`; `Ok(Err(seconds))` when one of them is over the
+/// limit, with when the next attempt is allowed. Keys are taken in order, so that two
+/// attempts never wait for each other's rows in opposite orders.
+#[tracing::instrument(skip_all, err(level = "info"))]
+pub async fn attempt(
+    conn: &mut PgConnection,
+    keys: &[String],
+    limit: Limit,
+) -> Result<Result<(), u64>, sqlx::Error> {
+    let mut keys = keys.to_vec();
+    keys.sort();
+    keys.dedup();
+    let wait_ms = sqlx::query_scalar!(
+        r#"WITH counted AS (
+               INSERT INTO login_attempts AS a (key, window_start, attempts)
+               SELECT key, now(), 1 FROM unnest($1::text[]) AS k(key) ORDER BY key
+               ON CONFLICT (key) DO UPDATE SET
+                   window_start = CASE WHEN a.window_start <= now() - $2::bigint * interval '1 millisecond'
+                                       THEN now() ELSE a.window_start END,
+                   attempts = CASE WHEN a.window_start <= now() - $2::bigint * interval '1 millisecond'
+                                   THEN 1 ELSE a.attempts + 1 END
+               RETURNING window_start, attempts
+           )
+           SELECT (extract(epoch FROM max(window_start) FILTER (WHERE attempts > $3)
+                                      + $2::bigint * interval '1 millisecond' - now()) * 1000)::bigint
+           FROM counted"#,
+        &keys,
+        millis(limit.window),
+        i32::try_from(limit.attempts).unwrap_or(i32::MAX),
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(match wait_ms {
+        None => Ok(()),
+        Some(ms) => Err(u64::try_from(ms).unwrap_or(0).div_ceil(1000).max(1)),
+    })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn attempts_beyond_the_limit_are_refused_until_the_window_ends() {
-        let limiter = RateLimiter::new(2, Duration::from_secs(60));
-        assert!(limiter.attempt("a").is_ok());
-        assert!(limiter.attempt("a").is_ok());
-        let wait = limiter.attempt("a").unwrap_err();
-        assert!((1..=60).contains(&wait));
-        assert!(limiter.attempt("b").is_ok(), "keys are counted apart");
-    }
+/// Deletes the counts of windows that ended before `window` ago; how many.
+#[tracing::instrument(skip_all, err(level = "info"))]
+pub async fn prune(conn: &mut PgConnection, window: Duration) -> Result<u64, sqlx::Error> {
+    let pruned = sqlx::query!(
+        "DELETE FROM login_attempts WHERE window_start <= now() - $1::bigint * interval '1 millisecond'",
+        millis(window),
+    )
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(pruned)
 }

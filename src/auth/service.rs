@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::cache::TokenCache;
 use super::jwt::JwtKeys;
-use super::ratelimit::RateLimiter;
+use super::ratelimit::{self, Limit, LOGIN_WINDOW};
 use super::{password, tokens, users, Principal, Scopes};
 use crate::error::Error;
 
@@ -33,7 +33,6 @@ pub struct Auth {
     pub(super) db: PgPool,
     keys: Arc<JwtKeys>,
     pub(super) cache: Arc<TokenCache>,
-    login_limiter: Arc<RateLimiter>,
     pub(super) settings: Arc<Settings>,
 }
 
@@ -62,12 +61,10 @@ pub struct LoggedIn {
 
 impl Auth {
     pub fn new(db: PgPool, keys: JwtKeys, cache: Arc<TokenCache>, settings: Settings) -> Self {
-        let limiter = RateLimiter::new(settings.login_attempts_per_minute, Duration::from_secs(60));
         Self {
             db,
             keys: Arc::new(keys),
             cache,
-            login_limiter: Arc::new(limiter),
             settings: Arc::new(settings),
         }
     }
@@ -120,8 +117,9 @@ impl Auth {
     }
 
     /// The user with this email and password. Attempts are limited per client address and
-    /// per email, both counted on every attempt, so that neither guessing one account's
-    /// password from many addresses nor many accounts' from one gets far. Every way of
+    /// per email, both counted on every attempt (in the database, so across replicas), so
+    /// that neither guessing one account's password from many addresses nor many accounts'
+    /// from one gets far. Every way of
     /// signing in (a login token, a dashboard session) goes through here.
     pub(super) async fn check_password(
         &self,
@@ -129,14 +127,19 @@ impl Auth {
         password: String,
         client: Option<&str>,
     ) -> Result<users::UserCredentials, Error> {
-        let limiter = &self.login_limiter;
-        let by_address = limiter.attempt(&format!("ip:{}", client.unwrap_or_default()));
-        let by_email = limiter.attempt(&format!("email:{}", email.trim().to_lowercase()));
-        if let Err(retry_after) = by_address.and(by_email) {
-            return Err(Error::RateLimited { retry_after });
-        }
+        let keys = [
+            format!("ip:{}", client.unwrap_or_default()),
+            format!("email:{}", email.trim().to_lowercase()),
+        ];
+        let limit = Limit {
+            attempts: self.settings.login_attempts_per_minute,
+            window: LOGIN_WINDOW,
+        };
         let user = {
             let mut conn = self.db.acquire().await?;
+            if let Err(retry_after) = ratelimit::attempt(&mut conn, &keys, limit).await? {
+                return Err(Error::RateLimited { retry_after });
+            }
             users::credentials_by_email(&mut conn, email.trim()).await?
         };
         let stored = user.as_ref().map(|u| u.password_hash.clone());

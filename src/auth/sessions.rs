@@ -12,7 +12,7 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use super::service::Auth;
-use super::{session_store as store, tokens, Principal, Scopes};
+use super::{ratelimit, session_store as store, tokens, Principal, Scopes};
 use crate::error::Error;
 use crate::tasks::Periodic;
 
@@ -106,7 +106,8 @@ impl Auth {
     }
 }
 
-/// Deletes expired sessions now and then; a periodic task.
+/// Deletes expired sessions, and the login attempt counts of ended windows, now and then; a
+/// periodic task.
 #[derive(Clone)]
 pub struct SessionSweep {
     pub pool: PgPool,
@@ -125,6 +126,10 @@ impl Periodic for SessionSweep {
         let deleted = store::delete_expired(&mut conn, 10_000).await?;
         if deleted > 0 {
             tracing::debug!(deleted, "expired dashboard sessions deleted");
+        }
+        let pruned = ratelimit::prune(&mut conn, ratelimit::LOGIN_WINDOW).await?;
+        if pruned > 0 {
+            tracing::debug!(pruned, "login attempt counts of ended windows deleted");
         }
         Ok(())
     }
