@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use sqlx::PgConnection;
 
+use super::tokens::digest;
 use crate::time::millis;
 
 /// The window login attempts are counted in.
@@ -18,7 +19,7 @@ pub struct Limit {
     pub window: Duration,
 }
 
-/// Counts an attempt for each of `keys`; `Ok(Err(seconds))` when one of them is over the
+/// Counts an attempt for each of `keys` (stored as their SHA-256); `Ok(Err(seconds))` when one of them is over the
 /// limit, with when the next attempt is allowed. Keys are taken in order, so that two
 /// attempts never wait for each other's rows in opposite orders.
 #[tracing::instrument(skip_all, err(level = "info"))]
@@ -27,13 +28,13 @@ pub async fn attempt(
     keys: &[String],
     limit: Limit,
 ) -> Result<Result<(), u64>, sqlx::Error> {
-    let mut keys = keys.to_vec();
+    let mut keys: Vec<Vec<u8>> = keys.iter().map(|k| digest(k)).collect();
     keys.sort();
     keys.dedup();
     let wait_ms = sqlx::query_scalar!(
         r#"WITH counted AS (
                INSERT INTO login_attempts AS a (key, window_start, attempts)
-               SELECT key, now(), 1 FROM unnest($1::text[]) AS k(key) ORDER BY key
+               SELECT key, now(), 1 FROM unnest($1::bytea[]) AS k(key) ORDER BY key
                ON CONFLICT (key) DO UPDATE SET
                    window_start = CASE WHEN a.window_start <= now() - $2::bigint * interval '1 millisecond'
                                        THEN now() ELSE a.window_start END,
