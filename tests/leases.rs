@@ -100,6 +100,41 @@ async fn a_reaper_that_skips_passes_still_wakes_for_the_earliest_lease_it_saw() 
 }
 
 #[tokio::test]
+async fn one_replicas_pass_lets_every_replica_skip_until_the_earliest_lease_can_end() {
+    let skipping = |c: &mut warren::Config| {
+        c.lease_ttl = Duration::from_secs(60);
+        c.reaper_idle_max = Duration::from_secs(10);
+    };
+    let a = TestApp::spawn_with(skipping).await;
+    a.user_with_tunnel().await;
+    // A's pass finds that the earliest lease ends in a minute: no pass is needed for 10 s.
+    eventually(
+        Duration::from_secs(5),
+        "a's pass written to the lease clock",
+        || async {
+            let skip: Option<bool> = sqlx::query_scalar(
+                "SELECT passes_skip_until > now() + interval '5 s' FROM lease_clock",
+            )
+            .fetch_one(&a.db)
+            .await
+            .unwrap();
+            skip.filter(|skip| *skip)
+        },
+    )
+    .await;
+    let passes = metric(&a, "warren_reaper_passes_total").await;
+    assert!(passes >= Some(1.0), "{passes:?}");
+
+    // B, started now, ticks ten times meanwhile and makes no pass; nor does A again.
+    let b = TestApp::on_database(&a.database_url, skipping).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(metric(&b, "warren_reaper_passes_total").await, None);
+    assert_eq!(metric(&a, "warren_reaper_passes_total").await, passes);
+    b.stop().await;
+    a.stop().await;
+}
+
+#[tokio::test]
 async fn the_reapers_pass_finds_run_out_leases_and_how_long_until_the_next_one_ends() {
     let app = TestApp::spawn_with(|c| {
         c.lease_ttl = TTL;

@@ -10,6 +10,7 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
@@ -111,6 +112,8 @@ pub async fn expire_due(
 #[derive(Debug)]
 pub struct DueLeases {
     pub ids: Vec<Uuid>,
+    /// When the pass looked (the database's clock).
+    pub looked_at: DateTime<Utc>,
     /// `None` when no other lease is live or the earliest is already past (leases on hold,
     /// whose end is only counted from the grace the next tick gives). A lease ends no earlier
     /// than the outage grace.
@@ -130,7 +133,8 @@ pub async fn due_leases(conn: &mut PgConnection, limit: i32) -> Result<DueLeases
                             '{}') AS "ids!",
                   (extract(epoch FROM min(GREATEST(lease_expires_at, (SELECT lease_floor())))
                         FILTER (WHERE lease_expires_at > (SELECT lease_cutoff())) - now()) * 1000)::bigint
-                      AS next_due_ms
+                      AS next_due_ms,
+                  now() AS "looked_at!"
            FROM tunnels
            WHERE status IN ('creating', 'active', 'stopping')"#,
         limit
@@ -139,6 +143,7 @@ pub async fn due_leases(conn: &mut PgConnection, limit: i32) -> Result<DueLeases
     .await?;
     Ok(DueLeases {
         ids: row.ids,
+        looked_at: row.looked_at,
         next_due_in: row
             .next_due_ms
             .and_then(|ms| u64::try_from(ms).ok())

@@ -5,18 +5,19 @@
 //! database share the work without transitioning anything twice, and no batch holds locks
 //! long enough to stall heartbeats). Leases only ever move later (a heartbeat, a new tunnel
 //! and the outage grace all give at least what was there), so when the pass found nothing
-//! due, the earliest live lease is a bound: no pass is needed before it ends, and the reaper
-//! skips passes until then (at most [`Settings::idle_max`]), which keeps the scan of a
-//! million live rows off the database most of the time. A failed tick is logged and retried
+//! due, the earliest live lease is a bound: no pass is needed before it ends. The pass
+//! writes that moment into the lease clock ([`clock::skip_passes`], at most
+//! [`Settings::idle_max`] ahead) and every replica's tick skips its pass until then, which
+//! keeps the scan of a million live rows off the database most of the time, however many
+//! replicas there are. A failed tick is logged and retried
 //! on the next one (see [`crate::tasks`]).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand::seq::SliceRandom;
 use sqlx::PgPool;
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -71,8 +72,6 @@ pub struct Reaper {
     /// The base domain the tunnels in the events are shown with.
     base_domain: Arc<str>,
     meter: Meter,
-    /// No pass over the live set is needed before this.
-    skip_until: Arc<Mutex<Option<Instant>>>,
 }
 
 impl Reaper {
@@ -82,14 +81,14 @@ impl Reaper {
             settings,
             base_domain: base_domain.into(),
             meter,
-            skip_until: Arc::default(),
         }
     }
 
-    /// One tick: stamps the clock, expires the due leases unless the last pass showed that
-    /// none can be due yet, and does the housekeeping. How many leases expired.
+    /// One tick: stamps the clock, expires the due leases unless a pass (of any replica)
+    /// showed that none can be due yet, and does the housekeeping. How many leases expired.
     async fn sweep(&self, shutdown: &CancellationToken) -> Result<usize, sqlx::Error> {
-        let expired = if self.tick_clock().await? || !self.may_skip() {
+        let tick = self.tick_clock().await?;
+        let expired = if tick.grace.is_some() || !tick.skip_pass {
             self.expire_due(shutdown).await?
         } else {
             0
@@ -107,18 +106,12 @@ impl Reaper {
         Ok(expired)
     }
 
-    /// Whether no lease can have run out since the last pass.
-    fn may_skip(&self) -> bool {
-        let skip_until = self.skip_until.lock().unwrap_or_else(|e| e.into_inner());
-        skip_until.is_some_and(|until| Instant::now() < until)
-    }
-
     /// One pass over the live set, then two workers (one per core of a small machine) take
     /// batch after batch of the due leases; `SKIP LOCKED` keeps their batches, and other
     /// replicas' reapers, apart. How many expired.
     async fn expire_due(&self, shutdown: &CancellationToken) -> Result<usize, sqlx::Error> {
-        *self.skip_until.lock().unwrap_or_else(|e| e.into_inner()) = None;
-        let looked_at = Instant::now();
+        self.meter
+            .record(|| metrics::counter!("warren_reaper_passes_total").increment(1));
         let due = {
             let mut conn = self.pool.acquire().await?;
             leases::due_leases(&mut conn, MAX_PER_TICK).await?
@@ -135,19 +128,20 @@ impl Reaper {
             self.drain(&batches, &next, shutdown)
         )?;
         if let Some(idle) = idle_after(&due, a + b, &self.settings) {
-            *self.skip_until.lock().unwrap_or_else(|e| e.into_inner()) = Some(looked_at + idle);
+            let until = due.looked_at + chrono::Duration::from_std(idle).unwrap_or_default();
+            let mut conn = self.pool.acquire().await?;
+            clock::skip_passes(&mut conn, until).await?;
         }
         Ok(a + b)
     }
 
-    /// Stamps the lease clock, giving the outage grace when the reaper could not run;
-    /// whether it did.
-    async fn tick_clock(&self) -> Result<bool, sqlx::Error> {
+    /// Stamps the lease clock, giving the outage grace when the reaper could not run.
+    async fn tick_clock(&self) -> Result<clock::Tick, sqlx::Error> {
         let settings = self.settings;
         let mut tx = self.pool.begin().await?;
-        let grace = clock::tick(&mut tx, settings.stall_after, settings.lease_ttl).await?;
+        let tick = clock::tick(&mut tx, settings.stall_after, settings.lease_ttl).await?;
         tx.commit().await?;
-        if let Some(grace) = grace {
+        if let Some(grace) = tick.grace {
             tracing::warn!(
                 outage_ms = grace.outage.as_millis() as u64,
                 until = %grace.until,
@@ -156,7 +150,7 @@ impl Reaper {
             self.meter
                 .record(|| metrics::counter!("warren_outage_graces_total").increment(1));
         }
-        Ok(grace.is_some())
+        Ok(tick)
     }
 
     /// Takes the next batch not yet taken until none is left (or shutdown).
@@ -233,6 +227,7 @@ mod tests {
     fn pass(due: usize, next_due_in: Option<u64>) -> leases::DueLeases {
         leases::DueLeases {
             ids: (0..due).map(|_| Uuid::new_v4()).collect(),
+            looked_at: chrono::Utc::now(),
             next_due_in: next_due_in.map(Duration::from_secs),
         }
     }
