@@ -13,6 +13,14 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT coalesce(max(grace_until), '-infinity'::timestamptz) FROM lease_clock
 $$;
 
+-- When a live lease ends: its own end or `grace_end` (what `lease_floor()` says), whichever
+-- is later; NULL without a lease. A plain expression the planner inlines, so a statement
+-- reads the floor once, as `lease_end(lease_expires_at, (SELECT lease_floor()))`.
+CREATE FUNCTION lease_end(expires_at timestamptz, grace_end timestamptz) RETURNS timestamptz
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN expires_at IS NOT NULL THEN GREATEST(expires_at, grace_end) END
+$$;
+
 -- While leases are on hold (the reaper has not yet given its grace) or the grace lasts,
 -- no lease counts as run out; afterwards a lease has run out when `lease_expires_at` is past
 -- (a lease that ended before the grace did, ended with it).
@@ -34,7 +42,7 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
         'createdAt', api_time(t.created_at),
         'lease', CASE WHEN t.lease_expires_at IS NULL THEN NULL ELSE jsonb_build_object(
             'lastHeartbeatAt', api_time(t.last_heartbeat_at),
-            'expiresAt', api_time(GREATEST(t.lease_expires_at, lease_floor()))) END,
+            'expiresAt', api_time(lease_end(t.lease_expires_at, lease_floor()))) END,
         'stoppedAt', api_time(t.stopped_at),
         'lastError', t.last_error)
 $$;

@@ -22,7 +22,7 @@ pub struct Tick {
     /// The grace this tick gave, if the reaper could not run for a while.
     pub grace: Option<Grace>,
     /// A pass over the live set (by any replica) has shown that no lease can have run out
-    /// yet: see [`skip_passes`].
+    /// yet: see [`skip_passes`]. Never after a grace, which forgets the skip.
     pub skip_pass: bool,
 }
 

@@ -75,7 +75,7 @@ pub async fn expire_due(
                UPDATE tunnels t SET
                    status = CASE WHEN status = 'stopping' THEN 'stopped' ELSE 'failed' END,
                    last_error = CASE WHEN status = 'stopping' THEN last_error ELSE 'lease expired' END,
-                   stopped_at = GREATEST(lease_expires_at, (SELECT lease_floor())),
+                   stopped_at = lease_end(lease_expires_at, (SELECT lease_floor())),
                    last_heartbeat_at = NULL,
                    lease_expires_at = NULL
                WHERE status IN ('creating', 'active', 'stopping')
@@ -131,7 +131,7 @@ pub async fn due_leases(conn: &mut PgConnection, limit: i32) -> Result<DueLeases
         r#"SELECT COALESCE((array_agg(id) FILTER (
                                 WHERE lease_expires_at <= (SELECT lease_cutoff())))[1:$1],
                             '{}') AS "ids!",
-                  (extract(epoch FROM min(GREATEST(lease_expires_at, (SELECT lease_floor())))
+                  (extract(epoch FROM min(lease_end(lease_expires_at, (SELECT lease_floor())))
                         FILTER (WHERE lease_expires_at > (SELECT lease_cutoff())) - now()) * 1000)::bigint
                       AS next_due_ms,
                   now() AS "looked_at!"
@@ -179,7 +179,7 @@ pub async fn reap_batch(
                UPDATE tunnels t SET
                    status = CASE WHEN t.status = 'stopping' THEN 'stopped' ELSE 'failed' END,
                    last_error = CASE WHEN t.status = 'stopping' THEN t.last_error ELSE 'lease expired' END,
-                   stopped_at = GREATEST(t.lease_expires_at, (SELECT lease_floor())),
+                   stopped_at = lease_end(t.lease_expires_at, (SELECT lease_floor())),
                    last_heartbeat_at = NULL,
                    lease_expires_at = NULL
                WHERE t.id = ANY(ARRAY(SELECT id FROM due))

@@ -88,7 +88,7 @@ impl Reaper {
     /// showed that none can be due yet, and does the housekeeping. How many leases expired.
     async fn sweep(&self, shutdown: &CancellationToken) -> Result<usize, sqlx::Error> {
         let tick = self.tick_clock().await?;
-        let expired = if tick.grace.is_some() || !tick.skip_pass {
+        let expired = if !tick.skip_pass {
             self.expire_due(shutdown).await?
         } else {
             0

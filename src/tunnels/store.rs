@@ -75,8 +75,7 @@ pub async fn list(
 ) -> Result<Vec<(Tunnel, bool)>, sqlx::Error> {
     let rows = sqlx::query!(
         r#"SELECT id, account_id, slug, status, requested_port, created_at,
-                  last_heartbeat_at, CASE WHEN lease_expires_at IS NOT NULL
-                       THEN GREATEST(lease_expires_at, (SELECT lease_floor())) END AS lease_expires_at,
+                  last_heartbeat_at, lease_end(lease_expires_at, (SELECT lease_floor())) AS lease_expires_at,
                   stopped_at, last_error,
                   (status IN ('creating', 'active', 'stopping')
                    AND lease_expires_at <= (SELECT lease_cutoff())) AS "due!"
@@ -112,8 +111,7 @@ pub async fn search(
 ) -> Result<Vec<(Tunnel, bool)>, sqlx::Error> {
     let rows = sqlx::query!(
         r#"SELECT id, account_id, slug, status, requested_port, created_at,
-                  last_heartbeat_at, CASE WHEN lease_expires_at IS NOT NULL
-                       THEN GREATEST(lease_expires_at, (SELECT lease_floor())) END AS lease_expires_at,
+                  last_heartbeat_at, lease_end(lease_expires_at, (SELECT lease_floor())) AS lease_expires_at,
                   stopped_at, last_error,
                   (status IN ('creating', 'active', 'stopping')
                    AND lease_expires_at <= (SELECT lease_cutoff())) AS "due!"
@@ -184,8 +182,7 @@ pub async fn get(
     sqlx::query_as!(
         Tunnel,
         r#"SELECT id, account_id, slug, status, requested_port, created_at,
-                  last_heartbeat_at, CASE WHEN lease_expires_at IS NOT NULL
-                       THEN GREATEST(lease_expires_at, (SELECT lease_floor())) END AS lease_expires_at,
+                  last_heartbeat_at, lease_end(lease_expires_at, (SELECT lease_floor())) AS lease_expires_at,
                   stopped_at, last_error
            FROM tunnels WHERE id = $1 AND account_id = $2"#,
         id,
@@ -221,8 +218,7 @@ pub async fn transition(
            WHERE id = $1 AND account_id = $2 AND status = ANY($3)
              AND lease_expires_at > (SELECT lease_cutoff())
            RETURNING id, account_id, slug, status, requested_port, created_at,
-                     last_heartbeat_at, CASE WHEN lease_expires_at IS NOT NULL
-                         THEN GREATEST(lease_expires_at, (SELECT lease_floor())) END AS lease_expires_at,
+                     last_heartbeat_at, lease_end(lease_expires_at, (SELECT lease_floor())) AS lease_expires_at,
                      stopped_at, last_error"#,
         id,
         account_id,

@@ -2,15 +2,13 @@
 
 use std::collections::HashMap;
 
-use std::time::Duration;
-
 use chrono::Utc;
 use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::queue::{self, Delivery};
-use super::store::{self, Endpoint};
+use super::store::{self, Backlog, Endpoint};
 use super::{signing, validate, DeliveryView, EndpointView, PING_TYPE, PREVIOUS_SECRET_GRACE};
 use crate::auth::{Principal, Scope};
 use crate::error::{Error, ErrorCode};
@@ -53,13 +51,6 @@ pub struct DeliveryPage {
     pub deliveries: Vec<DeliveryView>,
     pub next: Option<i64>,
     pub limit: i64,
-}
-
-/// See [`Webhooks::backlog`].
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Backlog {
-    pub pending: i64,
-    pub oldest: Duration,
 }
 
 fn not_found() -> Error {

@@ -217,9 +217,17 @@ pub async fn disable(conn: &mut PgConnection, id: Uuid, reason: &str) -> Result<
     Ok(())
 }
 
-/// The pending deliveries and the age of the oldest (see [`super::service::Webhooks::backlog`]).
+/// The deliveries waiting to be sent, of every account, and how long the oldest has waited
+/// since it was queued (see [`super::service::Webhooks::backlog`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Backlog {
+    pub pending: i64,
+    pub oldest: Duration,
+}
+
+/// The pending deliveries and the age of the oldest.
 #[tracing::instrument(skip_all, err(level = "info"))]
-pub async fn backlog(conn: &mut PgConnection) -> Result<super::service::Backlog, sqlx::Error> {
+pub async fn backlog(conn: &mut PgConnection) -> Result<Backlog, sqlx::Error> {
     let row = sqlx::query!(
         r#"SELECT count(*) AS "pending!",
                   (extract(epoch FROM now() - min(created_at)) * 1000)::bigint AS oldest_ms
@@ -227,7 +235,7 @@ pub async fn backlog(conn: &mut PgConnection) -> Result<super::service::Backlog,
     )
     .fetch_one(conn)
     .await?;
-    Ok(super::service::Backlog {
+    Ok(Backlog {
         pending: row.pending,
         oldest: Duration::from_millis(
             row.oldest_ms
